@@ -1,0 +1,186 @@
+//! Time, injectable.
+//!
+//! Every algorithm in rampart takes `now` as an argument; the [`Clock`] that
+//! supplies it is chosen by the caller: [`SystemClock`] in production (on
+//! wasm it reads JavaScript's `Date.now()`, because `std::time` panics
+//! there), [`ManualClock`] in tests, where time moves only when told to.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{MaybeSend, MaybeSync};
+
+/// A point in time: whole microseconds since the Unix epoch.
+///
+/// Microseconds keep every figure rampart stores or passes to Lua well under
+/// 2^53, so the Rust and Lua faces of an algorithm agree exactly.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// From microseconds since the epoch.
+    pub const fn from_micros(micros: u64) -> Self {
+        Self(micros)
+    }
+    /// From milliseconds since the epoch (saturating).
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis.saturating_mul(1_000))
+    }
+    /// From whole seconds since the epoch (saturating).
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs.saturating_mul(1_000_000))
+    }
+    /// Microseconds since the epoch.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+    /// Milliseconds since the epoch (truncated).
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000
+    }
+    /// Whole seconds since the epoch (truncated).
+    pub const fn as_secs(self) -> u64 {
+        self.0 / 1_000_000
+    }
+    /// `self + d`, saturating at the far future.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Self(self.0.saturating_add(duration_micros(d)))
+    }
+    /// The time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Timestamp({}.{:06}s)",
+            self.0 / 1_000_000,
+            self.0 % 1_000_000
+        )
+    }
+}
+
+/// A duration in whole microseconds, saturating at `u64::MAX`.
+pub fn duration_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Where `now` comes from.
+pub trait Clock: MaybeSend + MaybeSync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// A clock shared between the components that must agree on time.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The wall clock: `SystemTime` natively, `Date.now()` on wasm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl SystemClock {
+    /// The system clock as a [`SharedClock`].
+    pub fn shared() -> SharedClock {
+        Arc::new(SystemClock)
+    }
+}
+
+impl Clock for SystemClock {
+    #[cfg(not(target_arch = "wasm32"))]
+    fn now(&self) -> Timestamp {
+        // A clock set before 1970 reads as the epoch rather than panicking.
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(duration_micros(since))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn now(&self) -> Timestamp {
+        let millis = js_sys::Date::now();
+        if millis.is_finite() && millis > 0.0 {
+            Timestamp((millis * 1_000.0) as u64)
+        } else {
+            Timestamp::EPOCH
+        }
+    }
+}
+
+/// A clock that moves only when told to; clones share the same time.
+///
+/// ```
+/// use rampart::{Clock, ManualClock, Timestamp};
+/// use std::time::Duration;
+/// let clock = ManualClock::new(Timestamp::from_secs(1_000));
+/// clock.advance(Duration::from_millis(1_500));
+/// assert_eq!(clock.now(), Timestamp::from_millis(1_001_500));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    micros: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: Timestamp) -> Self {
+        Self {
+            micros: Arc::new(AtomicU64::new(start.as_micros())),
+        }
+    }
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.micros.fetch_add(duration_micros(d), Ordering::SeqCst);
+    }
+    /// Sets the clock to `t` (it may go backwards: tests of clock skew).
+    pub fn set(&self, t: Timestamp) {
+        self.micros.store(t.as_micros(), Ordering::SeqCst);
+    }
+    /// This clock as a [`SharedClock`] (sharing the same time).
+    pub fn shared(&self) -> SharedClock {
+        Arc::new(self.clone())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.micros.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_is_after_2020() {
+        assert!(SystemClock.now() > Timestamp::from_secs(1_577_836_800));
+    }
+
+    #[test]
+    fn manual_clock_clones_share_time() {
+        let a = ManualClock::new(Timestamp::from_secs(5));
+        let b = a.clone();
+        a.advance(Duration::from_micros(7));
+        assert_eq!(b.now().as_micros(), 5_000_007);
+        b.set(Timestamp::EPOCH);
+        assert_eq!(a.now(), Timestamp::EPOCH);
+    }
+
+    #[test]
+    fn saturating_arithmetic() {
+        let t = Timestamp::from_micros(u64::MAX - 1);
+        assert_eq!(t.saturating_add(Duration::MAX).as_micros(), u64::MAX);
+        assert_eq!(
+            Timestamp::EPOCH.saturating_duration_since(t),
+            Duration::ZERO
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Codecs turn typed values into stored bytes and back.
+//!
+//! Decoding never panics: bytes that are not a valid encoding of the
+//! expected type are an [`crate::ErrorKind::CorruptData`] error.
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{Error, Result};
+
+/// A way to store typed values as bytes.
+pub trait Codec: crate::MaybeSend + crate::MaybeSync {
+    /// Encodes `value`.
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes>;
+    /// Decodes bytes written by [`Codec::encode`]; anything else is
+    /// [`crate::ErrorKind::CorruptData`].
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T>;
+}
+
+/// JSON (serde_json): readable in `redis-cli`, shared with Node.
+///
+/// ```
+/// use rampart::{Codec, Json, ErrorKind};
+/// let bytes = Json.encode(&vec![1, 2, 3]).unwrap();
+/// assert_eq!(&bytes[..], b"[1,2,3]");
+/// let back: Vec<u8> = Json.decode(&bytes).unwrap();
+/// assert_eq!(back, [1, 2, 3]);
+/// let err = Json.decode::<Vec<u8>>(b"\xff not json").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::CorruptData);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl Codec for Json {
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes> {
+        serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+            Error::invalid_input("value cannot be encoded as JSON")
+                .with_source(e)
+                .with_operation("encode")
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| Error::from(e).with_operation("decode"))
+    }
+}

@@ -1,0 +1,51 @@
+//! # rampart
+//!
+//! The four things web backends keep in Redis — **caching, rate limiting,
+//! sessions and distributed locks** — written once against a small
+//! [`Store`] trait, and run on Redis (`rampart-redis`), in process
+//! ([`MemoryStore`], `rampart-moka`), under a mock (`rampart-mock`) and from
+//! Node.js through WebAssembly.
+//!
+//! ```
+//! use rampart::{Key, MemoryStore, Store};
+//! use std::time::Duration;
+//!
+//! # futures_lite_block_on(async {
+//! let store = MemoryStore::new();
+//! let key = Key::new("greeting")?;
+//! store.set(&key, "hello".into(), Some(Duration::from_secs(60))).await?;
+//! assert_eq!(store.get(&key).await?.as_deref(), Some(&b"hello"[..]));
+//! # Ok::<(), rampart::Error>(())
+//! # }).unwrap();
+//! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod atomic;
+mod clock;
+mod codec;
+mod error;
+mod key;
+pub mod layers;
+mod memory;
+pub mod rt;
+mod script;
+mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use atomic::{run, AtomicOp, ScriptTime};
+pub use bytes::Bytes;
+pub use clock::{duration_micros, Clock, ManualClock, SharedClock, SystemClock, Timestamp};
+pub use codec::{Codec, Json};
+pub use error::{Error, ErrorKind, Result};
+pub use key::{escape_glob, glob_match, validate_prefix, Key, MAX_KEY_LEN, SEPARATOR};
+pub use memory::{MemoryStore, MemoryStoreBuilder};
+pub use script::{Arg, Script, Value};
+pub use store::{
+    check_ttl, Atomic, Capabilities, Change, Cursor, KeyTtl, MaybeSend, MaybeSync, Page, Store,
+    StoreStats, Swap, UpdateFn, Updated, MAX_CAS_ATTEMPTS, MAX_TTL,
+};

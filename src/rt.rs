@@ -1,0 +1,71 @@
+//! The little runtime support the core needs: sleeping and randomness,
+//! on every target (tokio's timer natively, `setTimeout` on wasm).
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Waits for `d` (natively on tokio's timer; on wasm through `setTimeout`).
+///
+/// Natively this must run inside a tokio runtime with the time driver.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn sleep(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+/// Waits for `d` (natively on tokio's timer; on wasm through `setTimeout`).
+#[cfg(target_arch = "wasm32")]
+pub async fn sleep(d: Duration) {
+    use wasm_bindgen_futures::JsFuture;
+    let millis = d.as_millis().min(i32::MAX as u128) as i32;
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let global = js_sys::global();
+        let set_timeout = js_sys::Reflect::get(&global, &"setTimeout".into())
+            .ok()
+            .and_then(|f| {
+                wasm_bindgen_futures::wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok()
+            });
+        match set_timeout {
+            Some(f) => {
+                let _ = f.call2(&global, &resolve, &millis.into());
+            }
+            None => {
+                let _ = resolve.call0(&global);
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Fills `buf` from the operating system's CSPRNG (`crypto.getRandomValues`
+/// on wasm).
+pub fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| {
+        Error::unavailable(format!("the system random number generator failed: {e}"))
+            .with_operation("random")
+    })
+}
+
+/// `N` random bytes from the OS CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    fill_random(&mut buf)?;
+    Ok(buf)
+}
+
+/// A random `u64` from the OS CSPRNG (jitter, sampling).
+pub fn random_u64() -> Result<u64> {
+    Ok(u64::from_le_bytes(random_bytes::<8>()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_bytes_differ() {
+        let a = random_bytes::<16>().unwrap();
+        let b = random_bytes::<16>().unwrap();
+        assert_ne!(a, b);
+    }
+}
