@@ -31,6 +31,7 @@ mod error;
 mod key;
 pub mod layers;
 mod memory;
+mod pubsub;
 pub mod rt;
 mod script;
 mod store;
@@ -44,8 +45,9 @@ pub use codec::{Codec, Json};
 pub use error::{Error, ErrorKind, Result};
 pub use key::{escape_glob, glob_match, validate_prefix, Key, MAX_KEY_LEN, SEPARATOR};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
+pub use pubsub::Hub;
 pub use script::{Arg, Script, Value};
 pub use store::{
     check_ttl, Atomic, Capabilities, Change, Cursor, KeyTtl, MaybeSend, MaybeSync, Page, Store,
-    StoreStats, Swap, UpdateFn, Updated, MAX_CAS_ATTEMPTS, MAX_TTL,
+    StoreStats, Subscription, Swap, UpdateFn, Updated, MAX_CAS_ATTEMPTS, MAX_TTL,
 };
