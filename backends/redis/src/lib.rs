@@ -59,7 +59,7 @@ enum Client {
     Single(redis::Client),
     /// The Cluster, and a plain client to its first seed node for pub/sub
     /// (classic pub/sub messages reach every node of a Cluster).
-    Cluster(redis::cluster::ClusterClient, redis::Client),
+    Cluster(Box<redis::cluster::ClusterClient>, redis::Client),
 }
 
 /// A [`Store`] on Redis or Redis Cluster.
@@ -143,7 +143,10 @@ impl RedisStore {
             let settings = credentials(info.redis_settings().clone(), &config);
             info = info.set_redis_settings(settings);
             let seed = redis::Client::open(info).map_err(|e| map_err(e, "connect"))?;
-            Client::Cluster(b.build().map_err(|e| map_err(e, "connect"))?, seed)
+            Client::Cluster(
+                Box::new(b.build().map_err(|e| map_err(e, "connect"))?),
+                seed,
+            )
         };
         Ok(Self {
             config,
@@ -684,7 +687,8 @@ impl Store for RedisStore {
     async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
         use futures_util::StreamExt;
         let client = match &self.client {
-            Client::Single(c) | Client::Cluster(_, c) => c.clone(),
+            Client::Single(c) => c.clone(),
+            Client::Cluster(_, c) => c.clone(),
         };
         let subscribe = async {
             let mut pubsub = client
