@@ -1,0 +1,132 @@
+'use strict';
+// The JavaScript half of the executor in src/runtime.rs.
+//
+// Every call into the WebAssembly module goes through `run` (async
+// operations) or `sync`, inside a `try`: a trap (a Rust panic aborts on
+// wasm32) is caught here, never in a promise callback where it would end
+// the process. After a trap the module's memory cannot be trusted, so the
+// instance is poisoned: every pending promise is rejected with
+// RAMPART_PANIC (carrying the panic message) and later calls reject at
+// once with the same error. The process lives on to log it and fail its
+// health check.
+
+const wasm = require('../pkg/rampart_wasm.js');
+const { RampartError } = require('./errors');
+
+/** What an async export returns while its future waits. */
+const PENDING = Object.freeze({ rampartPending: true });
+
+/** Pending tasks: id -> { resolve, reject, map }. */
+const pending = new Map();
+let poisoned = null;
+let panicMessage = null;
+
+function settle(id, ok, value) {
+  const task = pending.get(id);
+  if (task === undefined) return;
+  pending.delete(id);
+  if (!ok) {
+    task.reject(value);
+    return;
+  }
+  let mapped;
+  try {
+    mapped = task.map === undefined ? value : task.map(value);
+  } catch (e) {
+    task.reject(e);
+    return;
+  }
+  task.resolve(mapped);
+}
+
+function drain() {
+  try {
+    wasm.drain();
+  } catch (e) {
+    failure(e);
+  }
+}
+
+function schedule() {
+  queueMicrotask(drain);
+}
+
+function onPanic(message) {
+  panicMessage = String(message);
+}
+
+function makeError(code, message, temporary, operation, key) {
+  return new RampartError(code, message, { temporary, operation, key });
+}
+
+wasm.install(settle, schedule, onPanic, makeError, PENDING);
+
+/** Poisons the instance after a trap and rejects everything pending. */
+function trap(e) {
+  if (poisoned === null) {
+    const what = panicMessage ?? (e instanceof Error ? e.message : String(e));
+    poisoned = new RampartError(
+      'RAMPART_PANIC',
+      `rampart's WebAssembly module panicked and was shut down; restart the process (${what})`,
+      { temporary: false, cause: e },
+    );
+  }
+  const tasks = [...pending.values()];
+  pending.clear();
+  for (const task of tasks) task.reject(poisoned);
+  return poisoned;
+}
+
+/**
+ * What a throw from the module means: a RampartError as it is, a trap
+ * poisons the instance, anything else (a user callback's own error) passes
+ * through unchanged.
+ */
+function failure(e) {
+  if (e instanceof RampartError) return e;
+  if (e instanceof WebAssembly.RuntimeError) return trap(e);
+  return e;
+}
+
+/**
+ * Runs an async export: `start()` calls it and returns its value or
+ * PENDING; `map` shapes the value. Never throws: every failure is a
+ * rejected promise.
+ * @template T
+ * @param {() => unknown} start
+ * @param {(value: any) => T} [map]
+ * @returns {Promise<T>}
+ */
+function run(start, map) {
+  if (poisoned !== null) return Promise.reject(poisoned);
+  let value;
+  try {
+    value = start();
+    if (value !== PENDING) {
+      return Promise.resolve(map === undefined ? value : map(value));
+    }
+  } catch (e) {
+    return Promise.reject(failure(e));
+  }
+  const id = wasm.takePending();
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, map });
+  });
+}
+
+/** Runs a synchronous export; a failure is thrown (as a RampartError). */
+function sync(call) {
+  if (poisoned !== null) throw poisoned;
+  try {
+    return call();
+  } catch (e) {
+    throw failure(e);
+  }
+}
+
+/** The poison error, or null while the instance is healthy. */
+function health() {
+  return poisoned;
+}
+
+module.exports = { wasm, run, sync, health, pendingCount: () => pending.size };

@@ -1,0 +1,195 @@
+'use strict';
+// Store, MemoryStore and ManualClock: thin wrappers over the wasm classes.
+// Arguments are checked in Rust; here option objects are unpacked and
+// results shaped (Buffers, plain objects).
+
+const { wasm, run, sync } = require('./runtime');
+const { RampartError, invalidInput } = require('./errors');
+const { options, field, toBuffer, toOptBuffer } = require('./options');
+
+const INNER = Symbol('rampart.inner');
+
+/** Time that moves only when told to (tests). */
+class ManualClock {
+  /** @param {number} [startMs] milliseconds since the epoch (default: now, whole ms) */
+  constructor(startMs = Math.floor(Date.now())) {
+    this[INNER] = sync(() => new wasm.ManualClock(startMs));
+  }
+  /** Moves the clock forward by `ms`. */
+  advance(ms) {
+    sync(() => this[INNER].advance(ms));
+  }
+  /** Sets the clock to `ms` since the epoch (it may go back). */
+  set(ms) {
+    sync(() => this[INNER].set(ms));
+  }
+  /** Milliseconds since the epoch. */
+  now() {
+    return sync(() => this[INNER].now());
+  }
+}
+
+function ttlOption(o, what) {
+  return field(options(o, what), 'ttl', what);
+}
+
+function casResult(r) {
+  return r[0] ? { swapped: true } : { swapped: false, current: toOptBuffer(r[1]) };
+}
+
+/** A key-value store: MemoryStore, or a StoreAdapter through Store.fromAdapter. */
+class Store {
+  /** @param {unknown} inner @param {symbol} token */
+  constructor(inner, token) {
+    if (token !== INNER) {
+      throw new TypeError('use new MemoryStore(...) or Store.fromAdapter(adapter)');
+    }
+    this[INNER] = inner;
+  }
+
+  /** A store over a JavaScript object implementing the store interface. */
+  static fromAdapter(adapter) {
+    return new Store(sync(() => wasm.Store.fromAdapter(adapter)), INNER);
+  }
+
+  /** What the store can do beyond the required operations. */
+  get capabilities() {
+    const [scripting, pubsub, serverClock, atomicUpdate] = sync(() => this[INNER].capabilities());
+    return { scripting, pubsub, serverClock, atomicUpdate };
+  }
+
+  get(key) {
+    return run(() => this[INNER].get(key), toOptBuffer);
+  }
+
+  set(key, value, opts) {
+    return run(() => this[INNER].set(key, value, ttlOption(opts, 'options')));
+  }
+
+  delete(key) {
+    return run(() => this[INNER].delete(key));
+  }
+
+  ttl(key) {
+    return run(() => this[INNER].ttl(key));
+  }
+
+  compareAndSwap(key, expected, value, opts) {
+    return run(
+      () => this[INNER].compareAndSwap(key, expected, value, ttlOption(opts, 'options')),
+      casResult,
+    );
+  }
+
+  scan(prefix, opts) {
+    return run(
+      () => {
+        const o = options(opts, 'options');
+        return this[INNER].scan(prefix, field(o, 'cursor', 'options'), field(o, 'count', 'options'));
+      },
+      ([keys, cursor]) => ({ keys, cursor }),
+    );
+  }
+
+  /** Every key under `prefix` (each at least once), page by page. */
+  async *keys(prefix, opts) {
+    const count = field(options(opts, 'options'), 'count', 'options');
+    let cursor = null;
+    do {
+      const page = await this.scan(prefix, { cursor, count });
+      yield* page.keys;
+      cursor = page.cursor;
+    } while (cursor !== null);
+  }
+
+  update(key, fn) {
+    if (typeof fn !== 'function') {
+      return Promise.reject(invalidInput(`update needs a callback function, got ${typeof fn}`));
+    }
+    const callback = (current) => fn(toOptBuffer(current));
+    return run(
+      () => this[INNER].update(key, callback),
+      ([value, changed, attempts]) => ({ value: toOptBuffer(value), changed, attempts }),
+    );
+  }
+
+  setIfAbsent(key, value, opts) {
+    return run(() => this[INNER].setIfAbsent(key, value, ttlOption(opts, 'options')));
+  }
+
+  deleteIfEqual(key, expected) {
+    return run(() => this[INNER].deleteIfEqual(key, expected));
+  }
+
+  expireIfEqual(key, expected, opts) {
+    return run(() => this[INNER].expireIfEqual(key, expected, ttlOption(opts, 'options')));
+  }
+
+  increment(key, delta, opts) {
+    return run(() =>
+      this[INNER].increment(
+        key,
+        delta,
+        field(options(opts, 'options'), 'ttlIfCreated', 'options'),
+      ),
+    );
+  }
+
+  getMany(keys) {
+    return run(() => this[INNER].getMany(keys), (values) => values.map(toOptBuffer));
+  }
+
+  deleteMany(keys) {
+    return run(() => this[INNER].deleteMany(keys));
+  }
+
+  publish(channel, message) {
+    return run(() => this[INNER].publish(channel, message));
+  }
+
+  stats() {
+    return run(
+      () => this[INNER].stats(),
+      ([keys, memoryBytes, server]) => ({ keys, memoryBytes, server }),
+    );
+  }
+
+  serverTime() {
+    return run(() => this[INNER].serverTime());
+  }
+}
+
+/** The core's bounded in-process store (works wherever the module does). */
+class MemoryStore extends Store {
+  constructor(opts) {
+    const inner = sync(() => {
+      const o = options(opts, 'MemoryStore options');
+      const maxEntries = field(o, 'maxEntries', 'options');
+      const clock = field(o, 'clock', 'options');
+      if (clock === undefined || clock === null) return wasm.Store.memory(maxEntries);
+      if (!(clock instanceof ManualClock)) {
+        throw invalidInput('options.clock must be a ManualClock');
+      }
+      return wasm.Store.memoryWithClock(maxEntries, clock[INNER]);
+    });
+    super(inner, INNER);
+  }
+}
+
+/** The wasm object behind a Store (for the classes built on stores). */
+function innerOf(store) {
+  if (!(store instanceof Store)) {
+    throw new RampartError('RAMPART_INVALID_INPUT', 'expected a rampart Store (MemoryStore or Store.fromAdapter)');
+  }
+  return store[INNER];
+}
+
+/** The wasm object behind a ManualClock. */
+function clockOf(clock) {
+  if (!(clock instanceof ManualClock)) {
+    throw invalidInput('expected a ManualClock');
+  }
+  return clock[INNER];
+}
+
+module.exports = { Store, MemoryStore, ManualClock, innerOf, clockOf, toBuffer };

@@ -1,0 +1,285 @@
+//! The executor: futures polled only from calls that `lib/runtime.js`
+//! makes inside a `try`, so a trap (a panic, on `wasm32`) is caught in
+//! JavaScript instead of ending the process.
+//!
+//! wasm-bindgen-futures would poll from a promise callback of its own,
+//! where a trap is an unhandled rejection that ends Node, and would leave
+//! its queue stuck afterwards. Here instead:
+//!
+//! * an async export calls [`spawn`], which polls its future once,
+//!   synchronously, inside the export call. A future that completes then
+//!   (every [`rampart::MemoryStore`] operation does) returns its value
+//!   straight away: no promise, no queue, no allocation beyond the task.
+//! * A future that waits returns the `PENDING` sentinel; the JavaScript
+//!   side then takes its task id ([`take_pending`]) and keeps the
+//!   promise's `resolve`/`reject` under it.
+//! * A waker pushes its task id onto a ready queue and asks JavaScript
+//!   (once per batch) to call [`drain`] from a microtask; `drain` polls the
+//!   ready tasks and reports each finished one through the `settle` hook.
+//!
+//! The panic hook hands the panic message to JavaScript before the trap,
+//! so the error that rejects the pending promises says what went wrong.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+type TaskFuture = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
+
+/// The JavaScript functions the runtime calls, given once by [`install`].
+struct Hooks {
+    /// `settle(id, ok, value)`: a pending task finished.
+    settle: Function,
+    /// `schedule()`: call `drain` from a microtask soon.
+    schedule: Function,
+    /// `onPanic(message)`: called by the panic hook, just before the trap.
+    on_panic: Function,
+    /// `makeError(code, message, temporary, operation, key)`: a
+    /// `RampartError`.
+    make_error: Function,
+    /// What an async export returns when its future is still waiting.
+    pending: JsValue,
+}
+
+thread_local! {
+    static HOOKS: OnceCell<Hooks> = const { OnceCell::new() };
+    static TASKS: RefCell<HashMap<u32, TaskFuture>> = RefCell::new(HashMap::new());
+    static READY: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
+    static SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    static NEXT_ID: Cell<u32> = const { Cell::new(0) };
+    static LAST_PENDING: Cell<u32> = const { Cell::new(0) };
+    static IN_CALLBACK: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Connects the runtime to `lib/runtime.js`; called once when the package
+/// loads. Installs the panic hook.
+///
+/// # Errors
+/// A `TypeError` if a hook is not a function, or if called twice.
+#[wasm_bindgen]
+pub fn install(
+    settle: JsValue,
+    schedule: JsValue,
+    on_panic: JsValue,
+    make_error: JsValue,
+    pending: JsValue,
+) -> Result<(), JsValue> {
+    let function = |v: JsValue, name: &str| {
+        v.dyn_into::<Function>()
+            .map_err(|_| JsValue::from(js_sys::TypeError::new(&format!("{name} must be a function"))))
+    };
+    let hooks = Hooks {
+        settle: function(settle, "settle")?,
+        schedule: function(schedule, "schedule")?,
+        on_panic: function(on_panic, "onPanic")?,
+        make_error: function(make_error, "makeError")?,
+        pending,
+    };
+    HOOKS.with(|h| h.set(hooks)).map_err(|_| {
+        JsValue::from(js_sys::TypeError::new(
+            "the rampart runtime is already installed",
+        ))
+    })?;
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        HOOKS.with(|h| {
+            if let Some(h) = h.get() {
+                let _ = h
+                    .on_panic
+                    .call1(&JsValue::NULL, &JsValue::from_str(&message));
+            }
+        });
+    }));
+    Ok(())
+}
+
+/// A coded JavaScript error (a `RampartError` once installed).
+pub(crate) fn make_error(
+    code: &str,
+    message: &str,
+    temporary: bool,
+    operation: Option<&str>,
+    key: Option<&str>,
+) -> JsValue {
+    let opt = |s: Option<&str>| s.map_or(JsValue::UNDEFINED, JsValue::from_str);
+    let made = HOOKS.with(|h| {
+        h.get().and_then(|h| {
+            h.make_error
+                .call5(
+                    &JsValue::NULL,
+                    &JsValue::from_str(code),
+                    &JsValue::from_str(message),
+                    &JsValue::from_bool(temporary),
+                    &opt(operation),
+                    &opt(key),
+                )
+                .ok()
+        })
+    });
+    made.unwrap_or_else(|| {
+        // Not installed (the module used without index.js): a plain Error
+        // that still carries its code.
+        let e = js_sys::Error::new(message);
+        let _ = js_sys::Reflect::set(&e, &"code".into(), &JsValue::from_str(code));
+        e.into()
+    })
+}
+
+/// Runs `future` as a task: its value now if it completes on the first
+/// poll, else the `PENDING` sentinel (the value comes later through
+/// `settle`).
+///
+/// # Errors
+/// The future's error if it fails on the first poll, or
+/// `RAMPART_INVALID_INPUT` when called from inside an update callback.
+pub(crate) fn spawn<F>(future: F) -> Result<JsValue, JsValue>
+where
+    F: Future<Output = Result<JsValue, JsValue>> + 'static,
+{
+    if IN_CALLBACK.get() > 0 {
+        return Err(crate::error::to_js(&rampart::Error::invalid_input(
+            "rampart cannot be called from inside an update callback: compute the change from the value it is given",
+        )));
+    }
+    let id = next_id();
+    let mut task: TaskFuture = Box::pin(future);
+    let waker = Waker::from(Arc::new(TaskWaker(id)));
+    match task.as_mut().poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(result) => result,
+        Poll::Pending => {
+            TASKS.with(|t| t.borrow_mut().insert(id, task));
+            LAST_PENDING.set(id);
+            Ok(HOOKS.with(|h| {
+                h.get()
+                    .map_or(JsValue::UNDEFINED, |h| h.pending.clone())
+            }))
+        }
+    }
+}
+
+fn next_id() -> u32 {
+    TASKS.with(|tasks| {
+        let tasks = tasks.borrow();
+        loop {
+            let id = NEXT_ID.get().wrapping_add(1);
+            NEXT_ID.set(id);
+            // Ids wrap after 2^32 tasks; skip one still running.
+            if id != 0 && !tasks.contains_key(&id) {
+                return id;
+            }
+        }
+    })
+}
+
+/// The id of the task the last async export left pending.
+#[wasm_bindgen(js_name = takePending)]
+pub fn take_pending() -> u32 {
+    LAST_PENDING.replace(0)
+}
+
+/// Polls every task that has been woken; reports finished ones through
+/// `settle`. Called by `lib/runtime.js` from a microtask, inside a `try`.
+#[wasm_bindgen]
+pub fn drain() {
+    loop {
+        let Some(id) = READY.with(|r| r.borrow_mut().pop_front()) else {
+            break;
+        };
+        // Taken out while polled: the future may call JavaScript, which
+        // may call back into rampart and spawn tasks of its own.
+        let Some(mut task) = TASKS.with(|t| t.borrow_mut().remove(&id)) else {
+            continue; // finished already (a late or repeated wake)
+        };
+        let waker = Waker::from(Arc::new(TaskWaker(id)));
+        match task.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(result) => settle(id, result),
+            Poll::Pending => {
+                TASKS.with(|t| t.borrow_mut().insert(id, task));
+            }
+        }
+    }
+    SCHEDULED.set(false);
+}
+
+/// How many tasks are waiting (for tests and leak checks).
+#[wasm_bindgen(js_name = pendingTasks)]
+pub fn pending_tasks() -> u32 {
+    TASKS.with(|t| t.borrow().len() as u32)
+}
+
+fn settle(id: u32, result: Result<JsValue, JsValue>) {
+    HOOKS.with(|h| {
+        if let Some(h) = h.get() {
+            let (ok, value) = match result {
+                Ok(v) => (true, v),
+                Err(e) => (false, e),
+            };
+            let _ = h.settle.call3(
+                &JsValue::NULL,
+                &JsValue::from(id),
+                &JsValue::from_bool(ok),
+                &value,
+            );
+        }
+    });
+}
+
+struct TaskWaker(u32);
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        READY.with(|r| r.borrow_mut().push_back(self.0));
+        if !SCHEDULED.replace(true) {
+            HOOKS.with(|h| {
+                if let Some(h) = h.get() {
+                    let _ = h.schedule.call0(&JsValue::NULL);
+                }
+            });
+        }
+    }
+}
+
+/// Marks a call into user JavaScript that must not call back into rampart
+/// (an update callback runs while a store may hold its lock). Dropped when
+/// the callback returns.
+pub(crate) struct CallbackGuard(());
+
+impl CallbackGuard {
+    /// Enters a callback.
+    pub(crate) fn enter() -> Self {
+        IN_CALLBACK.set(IN_CALLBACK.get() + 1);
+        CallbackGuard(())
+    }
+}
+
+impl Drop for CallbackGuard {
+    fn drop(&mut self) {
+        IN_CALLBACK.set(IN_CALLBACK.get().saturating_sub(1));
+    }
+}
+
+/// Panics on purpose: lets the tests check that a panic becomes a rejected
+/// promise with `RAMPART_PANIC` and a poisoned instance, not a dead process.
+/// `lib/runtime.js` exposes it only as `__testing.panic`.
+#[wasm_bindgen(js_name = panicForTesting)]
+pub fn panic_for_testing(asynchronously: bool) -> Result<JsValue, JsValue> {
+    if asynchronously {
+        spawn(async {
+            rampart::rt::sleep(std::time::Duration::from_millis(1)).await;
+            panic!("deliberate panic after an await (test)");
+        })
+    } else {
+        panic!("deliberate panic (test)");
+    }
+}
