@@ -24,10 +24,16 @@ function arg(a) {
 const UNAVAILABLE_REPLIES = /^(LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|BUSY)\b/;
 const CONFIG_REPLIES = /^(NOPERM|NOAUTH|WRONGPASS)\b/;
 
-/** Whether `e` is a Redis error reply (rather than a connection failure). */
+const REPLY_CLASSES = new Set(['ReplyError', 'ErrorReply', 'SimpleError', 'BlobError']);
+
+/**
+ * Whether `e` is a Redis error reply (rather than a connection failure):
+ * ioredis names its class ReplyError, node-redis ErrorReply (without
+ * setting `name`); both keep the server's message, which starts with an
+ * upper-case error code (ERR, WRONGTYPE, NOSCRIPT, ...).
+ */
 function isReply(e) {
-  const name = e?.name ?? '';
-  return name === 'ReplyError' || name === 'ErrorReply' || name === 'SimpleError' || name === 'BlobError';
+  return REPLY_CLASSES.has(e?.name) || REPLY_CLASSES.has(e?.constructor?.name);
 }
 
 function isNoScript(e) {

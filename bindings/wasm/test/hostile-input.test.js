@@ -1,0 +1,298 @@
+'use strict';
+// Hostile JavaScript values thrown at every export: each async method must
+// return a promise (never throw), and a failure must be a RampartError
+// with a stable code — never a panic, which would poison the module.
+// Synchronous constructors and methods throw RampartErrors.
+
+const assert = require('node:assert/strict');
+const { describe, it, after } = require('node:test');
+const rampart = require('..');
+
+const { MemoryStore, ManualClock, Store, RampartError, ERROR_CODES, fault } = rampart;
+
+const throwingProxy = new Proxy(
+  {},
+  {
+    get() {
+      throw new Error('hostile getter');
+    },
+  },
+);
+
+/** Values no argument should choke on. */
+const HOSTILE = [
+  undefined,
+  null,
+  NaN,
+  Infinity,
+  -Infinity,
+  -1,
+  -0,
+  0,
+  0.5,
+  2 ** 53,
+  2 ** 64,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  '',
+  ' ',
+  '\uD800', // a lone surrogate
+  'x'.repeat(1024 * 1024), // a 1 MB string
+  'é'.repeat(600), // over the key limit in UTF-8 bytes, not in characters
+  {},
+  [],
+  [1, 2, 3],
+  Object.create(null),
+  throwingProxy,
+  Symbol('s'),
+  10n,
+  -(2n ** 70n),
+  () => 1,
+  new Uint8Array(0),
+  Buffer.from('buffer'),
+  new Date(0),
+  Promise.resolve(1),
+];
+
+const describeValue = (v) => {
+  try {
+    if (typeof v === 'string') return v.length > 20 ? `string(${v.length})` : JSON.stringify(v);
+    if (typeof v === 'symbol' || typeof v === 'bigint') return String(v) + (typeof v === 'bigint' ? 'n' : '');
+    if (typeof v === 'function') return 'function';
+    if (v === throwingProxy) return 'throwing proxy';
+    if (v instanceof Uint8Array) return `Uint8Array(${v.length})`;
+    return String(v);
+  } catch {
+    return typeof v;
+  }
+};
+
+/** Calls `fn`; asserts it returned a promise that settles well. */
+async function settlesWell(label, fn) {
+  let p;
+  try {
+    p = fn();
+  } catch (e) {
+    assert.fail(`${label} threw synchronously instead of rejecting: ${e}`);
+  }
+  assert.ok(p instanceof Promise, `${label} did not return a promise`);
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof RampartError, `${label} rejected with a non-RampartError: ${e}`);
+    assert.ok(ERROR_CODES.includes(e.code), `${label}: unknown code ${e.code}`);
+    assert.notEqual(e.code, 'RAMPART_PANIC', `${label} panicked: ${e.message}`);
+    assert.equal(typeof e.message, 'string');
+    assert.equal(typeof e.temporary, 'boolean');
+  }
+}
+
+/** A store method and valid arguments for it. */
+function methods(k) {
+  return {
+    get: [k],
+    set: [k, 'v', { ttl: 1000 }],
+    delete: [k],
+    ttl: [k],
+    compareAndSwap: [k, null, 'v', { ttl: 1000 }],
+    scan: ['tk:', { cursor: null, count: 10 }],
+    update: [k, () => ({ set: 'v' })],
+    setIfAbsent: [k, 'v', { ttl: 1000 }],
+    deleteIfEqual: [k, 'v'],
+    expireIfEqual: [k, 'v', { ttl: 1000 }],
+    increment: [`${k}:n`, 1, { ttlIfCreated: 1000 }],
+    getMany: [[k, `${k}:2`]],
+    deleteMany: [[`${k}:3`]],
+    publish: [k, 'm'],
+    stats: [],
+    serverTime: [],
+  };
+}
+
+function storesUnderTest() {
+  const clock = new ManualClock(1_700_000_000_000);
+  const memory = new MemoryStore({ clock, maxEntries: 1000 });
+  // A JavaScript store adapter over a Map: exercises the JsStore path.
+  const map = new Map();
+  const adapter = {
+    async get(key) {
+      return map.get(key) ?? null;
+    },
+    async set(key, value) {
+      map.set(key, Buffer.from(value));
+    },
+    async delete(key) {
+      return map.delete(key);
+    },
+    async ttl(key) {
+      return map.has(key) ? Infinity : null;
+    },
+    async compareAndSwap(key, expected, value) {
+      const current = map.get(key) ?? null;
+      const same = current === null ? expected === null : expected !== null && current.equals(Buffer.from(expected));
+      if (!same) return { swapped: false, current };
+      if (value === null) map.delete(key);
+      else map.set(key, Buffer.from(value));
+      return { swapped: true };
+    },
+    async scan(prefix) {
+      return { keys: [...map.keys()].filter((k) => k.startsWith(prefix)), cursor: null };
+    },
+  };
+  return { memory, adapter: Store.fromAdapter(adapter) };
+}
+
+describe('hostile arguments to every Store method', () => {
+  const stores = storesUnderTest();
+  for (const [storeName, store] of Object.entries(stores)) {
+    for (const [method, valid] of Object.entries(methods(`tk:hostile:${storeName}`))) {
+      it(`${storeName}.${method}`, async () => {
+        // Every argument position, and one past the end, gets every value.
+        for (let position = 0; position <= valid.length; position++) {
+          for (const value of HOSTILE) {
+            const args = [...valid];
+            args[position] = value;
+            await settlesWell(`${storeName}.${method}(#${position} = ${describeValue(value)})`, () =>
+              store[method](...args),
+            );
+          }
+        }
+        // Option objects with hostile fields.
+        for (const value of HOSTILE) {
+          const args = valid.map((a) =>
+            a !== null && typeof a === 'object' && !Array.isArray(a)
+              ? { ttl: value, cursor: value, count: value, ttlIfCreated: value }
+              : a,
+          );
+          await settlesWell(`${storeName}.${method}(options = ${describeValue(value)})`, () => store[method](...args));
+        }
+      });
+    }
+  }
+
+  it('update callbacks returning hostile changes', async () => {
+    const { memory, adapter } = storesUnderTest();
+    for (const store of [memory, adapter]) {
+      for (const value of HOSTILE) {
+        const changes = [value, { set: value }, { setKeepTtl: value }, { set: 'v', ttl: value }, { remove: value }, { keep: value }];
+        for (const change of changes) {
+          await settlesWell(`update -> ${describeValue(change)}`, () => store.update('tk:hostile:cb', () => change));
+        }
+      }
+      // A callback that calls back into rampart is refused (the memory
+      // store holds its lock while the callback runs), not deadlocked.
+      let inner;
+      const outcome = await store.update('tk:hostile:cb', () => {
+        inner = store.get('tk:hostile:cb');
+        return { keep: true };
+      });
+      assert.equal(outcome.changed, false);
+      await assert.rejects(inner, (e) => e instanceof RampartError && e.code === 'RAMPART_INVALID_INPUT');
+    }
+  });
+});
+
+describe('hostile arguments to synchronous exports', () => {
+  const throwsCoded = (label, fn) => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof RampartError, `${label} threw a non-RampartError: ${e}`);
+      assert.ok(ERROR_CODES.includes(e.code) && e.code !== 'RAMPART_PANIC', `${label}: ${e.code}`);
+    }
+  };
+
+  it('MemoryStore options', () => {
+    for (const value of HOSTILE) {
+      throwsCoded(`new MemoryStore(${describeValue(value)})`, () => new MemoryStore(value));
+      throwsCoded(`maxEntries ${describeValue(value)}`, () => new MemoryStore({ maxEntries: value }));
+      throwsCoded(`clock ${describeValue(value)}`, () => new MemoryStore({ clock: value }));
+    }
+  });
+
+  it('ManualClock', () => {
+    const clock = new ManualClock(0);
+    for (const value of HOSTILE) {
+      throwsCoded(`new ManualClock(${describeValue(value)})`, () => new ManualClock(value));
+      throwsCoded(`advance(${describeValue(value)})`, () => clock.advance(value));
+      throwsCoded(`set(${describeValue(value)})`, () => clock.set(value));
+    }
+    assert.equal(typeof clock.now(), 'number');
+  });
+
+  it('Store.fromAdapter', () => {
+    for (const value of HOSTILE) {
+      throwsCoded(`fromAdapter(${describeValue(value)})`, () => Store.fromAdapter(value));
+      const partial = { get: value, set() {}, delete() {}, ttl() {}, compareAndSwap() {}, scan() {}, eval: value };
+      throwsCoded(`fromAdapter(methods = ${describeValue(value)})`, () => Store.fromAdapter(partial));
+    }
+  });
+});
+
+describe('hostile store adapters', () => {
+  /** An adapter whose every method answers `answer` (or throws it). */
+  const adapterAnswering = (answer, mode) => {
+    const method = () => {
+      if (mode === 'throw') throw answer;
+      if (mode === 'reject') return Promise.reject(answer);
+      return mode === 'sync' ? answer : Promise.resolve(answer);
+    };
+    return Object.fromEntries(
+      ['get', 'set', 'delete', 'ttl', 'compareAndSwap', 'scan', 'eval', 'publish', 'time', 'setIfAbsent', 'deleteIfEqual', 'expireIfEqual', 'increment', 'getMany', 'deleteMany', 'stats'].map(
+        (name) => [name, method],
+      ),
+    );
+  };
+  const cyclic = [];
+  cyclic.push(cyclic);
+  const answers = [
+    ...HOSTILE.filter((v) => v !== throwingProxy),
+    cyclic,
+    { swapped: 'yes' },
+    { keys: 'not an array', cursor: 5 },
+    { keys: [1, 2], cursor: null },
+    { keys: ['ok'], cursor: {} },
+    new Error('plain error'),
+    Object.assign(new Error('coded'), { code: 'ECONNREFUSED' }),
+    Object.assign(new Error('RAMPART_CORRUPT_DATA state'), {}),
+  ];
+
+  it('every answer becomes a value or a coded rejection', async () => {
+    for (const answer of answers) {
+      for (const mode of ['resolve', 'sync', 'reject', 'throw']) {
+        const store = Store.fromAdapter(adapterAnswering(answer, mode));
+        for (const [method, args] of Object.entries(methods('tk:hostile:adapter'))) {
+          await settlesWell(`${method} over an adapter that ${mode}s ${describeValue(answer)}`, () => store[method](...args));
+        }
+      }
+    }
+  });
+});
+
+describe('seeded random calls', () => {
+  it('2000 random calls with random hostile arguments', async () => {
+    let seed = 0x5eed;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const pick = (xs) => xs[Math.floor(random() * xs.length)];
+    const { memory, adapter } = storesUnderTest();
+    const names = Object.keys(methods('k'));
+    const pool = [...HOSTILE, 'tk:rand:a', 'tk:rand:b', 'v', { ttl: 5 }, { count: 3 }, 1, 7, ['tk:rand:a']];
+    for (let i = 0; i < 2000; i++) {
+      const store = random() < 0.5 ? memory : adapter;
+      const method = pick(names);
+      const args = Array.from({ length: Math.floor(random() * 4) }, () => pick(pool));
+      await settlesWell(`#${i} ${method}(${args.map(describeValue).join(', ')})`, () => store[method](...args));
+    }
+  });
+});
+
+after(async () => {
+  // Nothing panicked, and the module still works.
+  assert.equal(fault(), null);
+  const store = new MemoryStore();
+  await store.set('tk:hostile:after', 'ok');
+  assert.deepEqual(await store.get('tk:hostile:after'), Buffer.from('ok'));
+});
