@@ -1,0 +1,112 @@
+// A tour of the typed API, checked by `tsc --strict --noEmit` in `npm test`.
+// It compiles against the package's own index.d.ts (as `import ... from 'rampart'` would).
+
+import express from 'express';
+import Redis from 'ioredis';
+import { createClient } from 'redis';
+import {
+  type Change,
+  type RateLimitDecision,
+  type StoreAdapter,
+  ManualClock,
+  MemoryStore,
+  RampartError,
+  Store,
+  fault,
+  ioredisStore,
+  nodeRedisStore,
+  rateLimit,
+  rateLimitHeaders,
+} from '..';
+
+async function memory(): Promise<void> {
+  const clock = new ManualClock(Date.now());
+  const store = new MemoryStore({ maxEntries: 10_000, clock });
+  await store.set('greeting', 'hello', { ttl: 60_000 });
+  const value: Buffer | null = await store.get('greeting');
+  const left: number | null = await store.ttl('greeting');
+  console.log(value?.toString('utf8'), left);
+
+  const swap = await store.compareAndSwap('lock', null, 'owner-1', { ttl: 30_000 });
+  if (!swap.swapped) {
+    const holder: Buffer | null = swap.current;
+    console.log('held by', holder?.toString());
+  }
+
+  const bump = (current: Buffer | null): Change =>
+    current === null ? { set: '1', ttl: 1_000 } : { setKeepTtl: String(Number(current.toString()) + 1) };
+  const { value: after, attempts } = await store.update('visits', bump);
+  console.log(after?.toString(), attempts);
+
+  const hits: number = await store.increment('hits', 1, { ttlIfCreated: 60_000 });
+  for await (const key of store.keys('visit', { count: 500 })) console.log(key, hits);
+  clock.advance(1_000);
+
+  try {
+    await store.get('');
+  } catch (e) {
+    if (e instanceof RampartError && e.code === 'RAMPART_INVALID_KEY') console.log(e.message, e.temporary);
+  }
+}
+
+async function redis(): Promise<void> {
+  const io = new Redis({ host: '127.0.0.1', port: 6390, lazyConnect: true });
+  const viaIoredis: Store = ioredisStore(io);
+  const nodeRedis = createClient({ url: 'redis://127.0.0.1:6390' });
+  const viaNodeRedis: Store = nodeRedisStore(nodeRedis);
+  console.log(viaIoredis.capabilities.scripting, viaNodeRedis.capabilities.pubsub);
+}
+
+function ownAdapter(): Store {
+  const map = new Map<string, Uint8Array>();
+  const adapter: StoreAdapter = {
+    get: async (key) => map.get(key) ?? null,
+    set: async (key, value) => {
+      map.set(key, value);
+    },
+    delete: async (key) => map.delete(key),
+    ttl: async (key) => (map.has(key) ? Infinity : null),
+    compareAndSwap: async (key, expected, value) => {
+      const current = map.get(key) ?? null;
+      const same = current === null ? expected === null : expected !== null && Buffer.from(current).equals(expected);
+      if (!same) return { swapped: false, current };
+      if (value === null) map.delete(key);
+      else map.set(key, value);
+      return { swapped: true };
+    },
+    scan: async (prefix) => ({ keys: [...map.keys()].filter((k) => k.startsWith(prefix)), cursor: null }),
+  };
+  return Store.fromAdapter(adapter);
+}
+
+function app(): express.Express {
+  const limiter = {
+    async consume(key: string, cost = 1): Promise<RateLimitDecision> {
+      return { allowed: cost < 10, limit: 10, remaining: 10 - cost, resetAfter: 1_000, retryAfter: null, window: 60_000, at: Date.now() + key.length };
+    },
+  };
+  const server = express();
+  server.use(rateLimit({ limiter, headers: 'legacy', key: (req) => req.ip ?? 'unknown' }));
+  server.get(
+    '/api',
+    rateLimit<express.Request>({
+      limiter,
+      cost: (req) => (req.query['bulk'] === '1' ? 5 : 1),
+      names: ['api'],
+      message: { error: 'slow down' },
+    }),
+    (req, res) => {
+      const headers: Array<[string, string]> = req.rateLimit ? rateLimitHeaders(req.rateLimit, { style: 'draft-7' }) : [];
+      res.json({ headers, fault: fault()?.code ?? null });
+    },
+  );
+  return server;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    rateLimit?: RateLimitDecision | undefined;
+  }
+}
+
+export { memory, redis, ownAdapter, app };

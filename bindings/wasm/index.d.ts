@@ -1,0 +1,331 @@
+// Type definitions for rampart (Node.js). Hand-written: option objects are
+// camelCase, durations are milliseconds, and every async method rejects
+// with a RampartError carrying a stable `code`.
+
+/// <reference types="node" />
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** Bytes to store: a Uint8Array (a Buffer is one) or a string (stored as UTF-8). */
+export type Bytes = Uint8Array | string;
+
+/** The stable codes of rampart's errors. */
+export type ErrorCode =
+  | 'RAMPART_INVALID_KEY'
+  | 'RAMPART_INVALID_INPUT'
+  | 'RAMPART_CONFIG'
+  | 'RAMPART_NOT_FOUND'
+  | 'RAMPART_CONFLICT'
+  | 'RAMPART_CORRUPT_DATA'
+  | 'RAMPART_UNAVAILABLE'
+  | 'RAMPART_TIMEOUT'
+  | 'RAMPART_UNSUPPORTED'
+  | 'RAMPART_BACKEND'
+  /** The WebAssembly module panicked (a bug) and refuses further calls. */
+  | 'RAMPART_PANIC';
+
+/** Every ErrorCode. */
+export declare const ERROR_CODES: readonly ErrorCode[];
+
+/** Details a RampartError is built from. */
+export interface RampartErrorDetails {
+  temporary?: boolean;
+  operation?: string;
+  key?: string;
+  cause?: unknown;
+}
+
+/** The error of every rampart operation. */
+export declare class RampartError extends Error {
+  constructor(code: ErrorCode, message: string, details?: RampartErrorDetails);
+  readonly name: 'RampartError';
+  /** What went wrong, stable across versions. */
+  readonly code: ErrorCode;
+  /** Whether retrying later (or a fallback store) may succeed. */
+  readonly temporary: boolean;
+  /** The operation it happened in (`get`, `compare_and_swap`, ...), if known. */
+  readonly operation?: string;
+  /** The key it happened on, if known. */
+  readonly key?: string;
+}
+
+/** What a store can do beyond the required operations. */
+export interface Capabilities {
+  /** Runs Redis-compatible Lua: one round trip per atomic operation. */
+  readonly scripting: boolean;
+  /** Offers publish/subscribe. */
+  readonly pubsub: boolean;
+  /** Offers a server clock. */
+  readonly serverClock: boolean;
+  /** Runs `update` in process under its own lock. */
+  readonly atomicUpdate: boolean;
+}
+
+export interface TtlOptions {
+  /** Milliseconds until the value expires (positive, at most 100 years); leave out for none. */
+  ttl?: number;
+}
+
+/** The outcome of compareAndSwap: on a conflict, the value found instead. */
+export type CasResult =
+  | { readonly swapped: true }
+  | { readonly swapped: false; readonly current: Buffer | null };
+
+export interface ScanOptions {
+  /** Where to continue: a previous page's `cursor` (null or absent: the start). */
+  cursor?: string | null;
+  /** A hint for the page size (1 to 100 000; default 100). */
+  count?: number;
+}
+
+/** One page of a scan; `cursor` is null when the scan is complete. */
+export interface ScanPage {
+  readonly keys: string[];
+  readonly cursor: string | null;
+}
+
+/** What an update callback decides. */
+export type Change =
+  | { readonly keep: true }
+  | { readonly remove: true }
+  | { readonly set: Bytes; readonly ttl?: number }
+  | { readonly setKeepTtl: Bytes };
+
+/** The outcome of update. */
+export interface Updated {
+  /** The value after the update (null: absent). */
+  readonly value: Buffer | null;
+  /** Whether the store was written. */
+  readonly changed: boolean;
+  /** How many times the callback ran (more than 1 after lost compare-and-swap races). */
+  readonly attempts: number;
+}
+
+export interface IncrementOptions {
+  /** The TTL in milliseconds given to the counter if this call creates it. */
+  ttlIfCreated?: number;
+}
+
+export interface StoreStats {
+  readonly keys: number | null;
+  readonly memoryBytes: number | null;
+  readonly server: string | null;
+}
+
+/**
+ * A key-value store with expiry and compare-and-swap: the core's
+ * MemoryStore, or any StoreAdapter (ioredis, node-redis, your own) through
+ * Store.fromAdapter. Keys are non-empty strings of at most 1024 UTF-8 bytes.
+ */
+export declare class Store {
+  protected constructor(inner: never, token: never);
+  /** A store over a JavaScript object implementing the store interface. */
+  static fromAdapter(adapter: StoreAdapter): Store;
+  readonly capabilities: Capabilities;
+  /** The value, or null for a missing or expired key. */
+  get(key: string): Promise<Buffer | null>;
+  /** Stores `value`, replacing any value and TTL. */
+  set(key: string, value: Bytes, options?: TtlOptions): Promise<void>;
+  /** True if a live value was deleted. */
+  delete(key: string): Promise<boolean>;
+  /** Milliseconds left: null for a missing key, Infinity for one that does not expire. */
+  ttl(key: string): Promise<number | null>;
+  /** If `key` holds `expected` (null: missing), replace it with `value` (null: delete). */
+  compareAndSwap(key: string, expected: Bytes | null, value: Bytes | null, options?: TtlOptions): Promise<CasResult>;
+  /** One page of the keys starting with `prefix` (literal text, no glob). */
+  scan(prefix: string, options?: ScanOptions): Promise<ScanPage>;
+  /** Every key starting with `prefix`, page by page. */
+  keys(prefix: string, options?: Pick<ScanOptions, 'count'>): AsyncGenerator<string, void, undefined>;
+  /**
+   * Atomic read-modify-write. `change` runs synchronously (perhaps more
+   * than once, after a lost race) and must not call rampart.
+   */
+  update(key: string, change: (current: Buffer | null) => Change): Promise<Updated>;
+  /** Stores `value` only if `key` is missing; true if it did. */
+  setIfAbsent(key: string, value: Bytes, options?: TtlOptions): Promise<boolean>;
+  /** Deletes `key` only if it holds `expected`; true if it did. */
+  deleteIfEqual(key: string, expected: Bytes): Promise<boolean>;
+  /** Sets a new TTL (none: persistent) only if `key` holds `expected`. */
+  expireIfEqual(key: string, expected: Bytes, options?: TtlOptions): Promise<boolean>;
+  /** Adds `delta` (a safe integer, default 1) to the decimal counter under `key`. */
+  increment(key: string, delta?: number, options?: IncrementOptions): Promise<number>;
+  getMany(keys: readonly string[]): Promise<Array<Buffer | null>>;
+  /** How many live values were deleted. */
+  deleteMany(keys: readonly string[]): Promise<number>;
+  /** Sends `message` to the subscribers of `channel` (stores with pub/sub). */
+  publish(channel: string, message: Bytes): Promise<void>;
+  stats(): Promise<StoreStats>;
+  /** The store's clock in milliseconds since the epoch (stores with a server clock). */
+  serverTime(): Promise<number>;
+}
+
+export interface MemoryStoreOptions {
+  /** The most entries held before eviction (sampled LRU); default 100 000. */
+  maxEntries?: number;
+  /** Expiry follows this clock instead of the system's (tests). */
+  clock?: ManualClock;
+}
+
+/** The core's bounded in-process store. */
+export declare class MemoryStore extends Store {
+  constructor(options?: MemoryStoreOptions);
+}
+
+/** A clock that moves only when told to (tests). */
+export declare class ManualClock {
+  /** Stopped at `startMs` milliseconds since the epoch (default: now). */
+  constructor(startMs?: number);
+  advance(ms: number): void;
+  set(ms: number): void;
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+/** A Lua script handed to StoreAdapter.eval. */
+export interface Script {
+  readonly sha1: string;
+  readonly source: string;
+}
+
+/** A script's reply, as Redis clients return it. */
+export type ScriptReply = null | number | bigint | string | Uint8Array | ScriptReply[];
+
+/** What an adapter's compareAndSwap resolves to. */
+export type AdapterCasResult =
+  | { readonly swapped: true }
+  | { readonly swapped: false; readonly current: Uint8Array | string | null };
+
+/**
+ * The store interface: implement it to put rampart on any storage. Keys
+ * are strings; values arrive as Uint8Arrays; TTLs are whole milliseconds
+ * (null: no expiry). Rejections with a RampartError `code` keep it; Node
+ * network errors become RAMPART_UNAVAILABLE or RAMPART_TIMEOUT; others
+ * RAMPART_BACKEND.
+ */
+export interface StoreAdapter {
+  get(key: string): Promise<Uint8Array | string | null>;
+  set(key: string, value: Uint8Array, ttlMs: number | null): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  /** null: missing; Infinity: no expiry; else milliseconds left. */
+  ttl(key: string): Promise<number | null>;
+  /** Atomically: if `key` holds `expected` (null: missing), set `value` (null: delete). */
+  compareAndSwap(key: string, expected: Uint8Array | null, value: Uint8Array | null, ttlMs: number | null): Promise<AdapterCasResult>;
+  /** Keys starting with `prefix` from `cursor` ('' = start); cursor null when done. */
+  scan(prefix: string, cursor: string, count: number): Promise<{ keys: string[]; cursor: string | null }>;
+  /** Runs a Redis-compatible Lua script (turns on `scripting`). */
+  eval?(script: Script, keys: string[], args: Array<string | Uint8Array>): Promise<ScriptReply>;
+  /** Publishes on a channel (turns on `pubsub`). */
+  publish?(channel: string, message: Uint8Array): Promise<void>;
+  /** The server's clock in microseconds since the epoch (turns on `serverClock`). */
+  time?(): Promise<number>;
+  setIfAbsent?(key: string, value: Uint8Array, ttlMs: number | null): Promise<boolean>;
+  deleteIfEqual?(key: string, expected: Uint8Array): Promise<boolean>;
+  expireIfEqual?(key: string, expected: Uint8Array, ttlMs: number | null): Promise<boolean>;
+  /** `delta` is decimal text (an i64); resolve to the new value (a number or decimal text). */
+  increment?(key: string, delta: string, ttlMs: number | null): Promise<number | string>;
+  getMany?(keys: string[]): Promise<Array<Uint8Array | string | null>>;
+  deleteMany?(keys: string[]): Promise<number>;
+  stats?(): Promise<{ keys?: number | null; memoryBytes?: number | null; server?: string | null }>;
+}
+
+/** The part of an ioredis client the adapter uses (ioredis 4+). */
+export interface IoredisClient {
+  call(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>;
+  callBuffer(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>;
+}
+
+/** The part of a node-redis client the adapter uses (redis 4+). */
+export interface NodeRedisClient {
+  sendCommand(args: Array<string | Buffer>, options?: object): Promise<unknown>;
+}
+
+/** A StoreAdapter over your ioredis client (scripts run as EVALSHA, one round trip). */
+export declare function ioredisAdapter(client: IoredisClient): StoreAdapter;
+/** A StoreAdapter over your connected node-redis client. */
+export declare function nodeRedisAdapter(client: NodeRedisClient): StoreAdapter;
+/** Store.fromAdapter(ioredisAdapter(client)). */
+export declare function ioredisStore(client: IoredisClient): Store;
+/** Store.fromAdapter(nodeRedisAdapter(client)). */
+export declare function nodeRedisStore(client: NodeRedisClient): Store;
+
+/** null while healthy; the RAMPART_PANIC error once a panic shut the module down. */
+export declare function fault(): RampartError | null;
+
+// ------------------------------------------------------------ rate limiting
+
+/** Which rate-limit headers to send. */
+export type HeaderStyle = 'draft-8' | 'draft-7' | 'draft-6' | 'legacy';
+
+/** One tier of a decision. */
+export interface TierStatus {
+  readonly limit: number;
+  readonly remaining: number;
+  /** Milliseconds until the tier is back to its full limit. */
+  readonly resetAfter: number;
+  /** The tier's window in milliseconds. */
+  readonly window: number;
+}
+
+export interface HeaderOptions {
+  style?: HeaderStyle;
+  /** Draft-8 policy names, one per tier (default: `100-in-1min`). */
+  names?: readonly string[];
+  /** The client identifier draft-8 hashes into `pk`. */
+  partitionKey?: string;
+  /** Whether a denial gets Retry-After (default: true). */
+  retryAfter?: boolean;
+}
+
+/** The figures of a rate-limit decision (durations and times in milliseconds). */
+export interface RateLimitDecision {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly remaining: number;
+  readonly resetAfter: number;
+  /** When denied, how long until the same request would pass; null when allowed. */
+  readonly retryAfter: number | null;
+  readonly window: number;
+  /** When the decision was made, in milliseconds since the epoch. */
+  readonly at: number;
+  readonly tiers?: readonly TierStatus[];
+  /** Headers rendered by the limiter itself (rampart's decisions have it). */
+  headers?(style: HeaderStyle, options?: HeaderOptions): Array<[string, string]>;
+}
+
+/** What the middleware needs of a limiter. */
+export interface ConsumingLimiter<D extends RateLimitDecision = RateLimitDecision> {
+  consume(key: string, cost?: number): Promise<D>;
+}
+
+/** The headers for a decision, as [name, value] pairs. */
+export declare function rateLimitHeaders(decision: RateLimitDecision, options?: HeaderOptions): Array<[string, string]>;
+
+/** A request the default key function can read (`req.ip`, as Express sets it). */
+export type RequestWithIp = IncomingMessage & { ip?: string | undefined };
+
+export interface RateLimitOptions<Req extends IncomingMessage = RequestWithIp> {
+  limiter: ConsumingLimiter;
+  /** The client's key (default: req.ip). */
+  key?: (req: Req) => string | Promise<string>;
+  /** Units the request costs (default 1). */
+  cost?: number | ((req: Req) => number | Promise<number>);
+  /** Header format, or false for none (default 'draft-8'); a 429 always gets Retry-After. */
+  headers?: HeaderStyle | false;
+  /** Draft-8 policy names, one per tier. */
+  names?: readonly string[];
+  /** Whether draft-8 headers carry the `pk` partition key (default true). */
+  partitionKey?: boolean;
+  /** Requests to let through uncounted. */
+  skip?: (req: Req) => boolean | Promise<boolean>;
+  /** The status of a denial (default 429). */
+  statusCode?: number;
+  /** The body of a denial: text, or an object sent as JSON. */
+  message?: string | Readonly<Record<string, unknown>>;
+  /** Admit requests when the limiter fails (default false: the error goes to next()). */
+  failOpen?: boolean;
+}
+
+/** Express (or node:http) middleware: counts each request; 429 + Retry-After when denied. */
+export declare function rateLimit<Req extends IncomingMessage = RequestWithIp>(
+  options: RateLimitOptions<Req>,
+): (req: Req & { rateLimit?: RateLimitDecision | undefined }, res: ServerResponse, next: (err?: unknown) => void) => Promise<void>;
