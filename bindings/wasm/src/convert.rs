@@ -183,7 +183,9 @@ mod js {
         if Array::is_array(v) {
             return "an array".into();
         }
-        v.js_typeof().as_string().unwrap_or_else(|| "a value".into())
+        v.js_typeof()
+            .as_string()
+            .unwrap_or_else(|| "a value".into())
     }
 
     /// A JavaScript string, refused (rather than silently altered) when it
@@ -281,7 +283,9 @@ mod js {
                 )));
             }
             let s = match well_formed_string(v) {
-                Some(r) => r.map_err(|e| Error::invalid_input(format!("{what}: {}", e.message())))?,
+                Some(r) => {
+                    r.map_err(|e| Error::invalid_input(format!("{what}: {}", e.message())))?
+                }
                 None => String::new(),
             };
             check_value_len(s.len(), what)?;
@@ -352,13 +356,13 @@ mod tests {
         for x in [f64::NAN, f64::INFINITY, -1.0, 0.5, 100_001.0, 2f64.powi(64)] {
             assert!(integer_in(x, 1, 100_000, "count").is_err(), "{x}");
         }
-        assert_eq!(
-            safe_integer(MAX_SAFE_INTEGER, "d").unwrap(),
-            (1 << 53) - 1
-        );
+        assert_eq!(safe_integer(MAX_SAFE_INTEGER, "d").unwrap(), (1 << 53) - 1);
         assert!(safe_integer(MAX_SAFE_INTEGER + 1.0, "d").is_err());
         assert!(safe_integer(f64::NAN, "d").is_err());
-        assert_eq!(exact_number(-(1 << 53) + 1, "n").unwrap(), -9007199254740991.0);
+        assert_eq!(
+            exact_number(-(1 << 53) + 1, "n").unwrap(),
+            -9007199254740991.0
+        );
         assert!(exact_number(1 << 53, "n").is_err());
         assert!(exact_number(i64::MIN, "n").is_err());
     }

@@ -83,18 +83,19 @@ pub(crate) fn from_js(v: &JsValue, operation: &'static str) -> Error {
         .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
         .next()
         .and_then(kind_of_code);
+    let otherwise = match code.as_deref() {
+        Some("ETIMEDOUT") => ErrorKind::Timeout,
+        Some(
+            "ECONNREFUSED" | "ECONNRESET" | "EPIPE" | "ENOTFOUND" | "EHOSTUNREACH" | "ENETUNREACH"
+            | "EAI_AGAIN" | "ECONNABORTED",
+        ) => ErrorKind::Unavailable,
+        _ => ErrorKind::Backend,
+    };
     let kind = code
         .as_deref()
         .and_then(kind_of_code)
         .or(from_message)
-        .unwrap_or_else(|| match code.as_deref() {
-            Some("ETIMEDOUT") => ErrorKind::Timeout,
-            Some(
-                "ECONNREFUSED" | "ECONNRESET" | "EPIPE" | "ENOTFOUND" | "EHOSTUNREACH"
-                | "ENETUNREACH" | "EAI_AGAIN" | "ECONNABORTED",
-            ) => ErrorKind::Unavailable,
-            _ => ErrorKind::Backend,
-        });
+        .unwrap_or(otherwise);
     let name = string_prop(v, "name").unwrap_or_else(|| "Error".into());
     let cause = match &code {
         Some(c) => format!("{name} [{c}]: {message}"),

@@ -70,9 +70,8 @@ impl std::fmt::Debug for JsStore {
 }
 
 fn method(obj: &JsValue, name: &str, required: bool) -> Result<Option<Function>> {
-    let v = Reflect::get(obj, &JsValue::from_str(name)).map_err(|e| {
-        from_js(&e, "store").with_operation("store")
-    })?;
+    let v = Reflect::get(obj, &JsValue::from_str(name))
+        .map_err(|e| from_js(&e, "store").with_operation("store"))?;
     if v.is_undefined() || v.is_null() {
         if required {
             return Err(Error::config(format!(
@@ -201,7 +200,11 @@ fn to_value(v: &JsValue, depth: usize) -> Result<Value> {
     if v.is_instance_of::<js_sys::Error>() {
         return Err(from_js(v, "eval"));
     }
-    Err(bad_reply("eval", "null, a number, a string, a Buffer or an array", v))
+    Err(bad_reply(
+        "eval",
+        "null, a number, a string, a Buffer or an array",
+        v,
+    ))
 }
 
 fn arg_to_js(a: &Arg) -> JsValue {
@@ -372,7 +375,7 @@ impl Store for JsStore {
         }
         match v.as_f64() {
             Some(ms) if ms == f64::INFINITY => Ok(KeyTtl::Persistent),
-            Some(ms) if ms == 0.0 => Ok(KeyTtl::Missing),
+            Some(0.0) => Ok(KeyTtl::Missing),
             Some(ms) if ms > 0.0 && ms.is_finite() => Ok(KeyTtl::Expires(
                 crate::convert::duration_from_millis(ms, "ttl")
                     .unwrap_or(rampart::MAX_TTL)
@@ -398,7 +401,11 @@ impl Store for JsStore {
             check_ttl(ttl)?;
         }
         let expected = expected.map_or(JsValue::NULL, |b| Uint8Array::from(b).into());
-        let ttl = if new.is_some() { ttl_ms(ttl) } else { JsValue::NULL };
+        let ttl = if new.is_some() {
+            ttl_ms(ttl)
+        } else {
+            JsValue::NULL
+        };
         let new = new.map_or(JsValue::NULL, |b| Uint8Array::from(&b[..]).into());
         let op = "compare_and_swap";
         let v = self
@@ -464,7 +471,12 @@ impl Store for JsStore {
             return Plain(self).delete_if_equal(key, expected).await;
         };
         let v = self
-            .call_key(f, "delete_if_equal", key, &[Uint8Array::from(expected).into()])
+            .call_key(
+                f,
+                "delete_if_equal",
+                key,
+                &[Uint8Array::from(expected).into()],
+            )
             .await?;
         reply_bool(&v, "delete_if_equal").map_err(|e| e.with_key(key))
     }
@@ -495,7 +507,10 @@ impl Store for JsStore {
             return Plain(self).increment(key, delta, ttl_if_created).await;
         };
         // Decimal text: an i64 does not fit a JavaScript number.
-        let args = [JsValue::from_str(&delta.to_string()), ttl_ms(ttl_if_created)];
+        let args = [
+            JsValue::from_str(&delta.to_string()),
+            ttl_ms(ttl_if_created),
+        ];
         let v = self.call_key(f, "increment", key, &args).await?;
         reply_int(&v, "increment").map_err(|e| e.with_key(key))
     }

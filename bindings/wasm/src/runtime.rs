@@ -72,8 +72,11 @@ pub fn install(
     pending: JsValue,
 ) -> Result<(), JsValue> {
     let function = |v: JsValue, name: &str| {
-        v.dyn_into::<Function>()
-            .map_err(|_| JsValue::from(js_sys::TypeError::new(&format!("{name} must be a function"))))
+        v.dyn_into::<Function>().map_err(|_| {
+            JsValue::from(js_sys::TypeError::new(&format!(
+                "{name} must be a function"
+            )))
+        })
     };
     let hooks = Hooks {
         settle: function(settle, "settle")?,
@@ -156,10 +159,7 @@ where
         Poll::Pending => {
             TASKS.with(|t| t.borrow_mut().insert(id, task));
             LAST_PENDING.set(id);
-            Ok(HOOKS.with(|h| {
-                h.get()
-                    .map_or(JsValue::UNDEFINED, |h| h.pending.clone())
-            }))
+            Ok(HOOKS.with(|h| h.get().map_or(JsValue::UNDEFINED, |h| h.pending.clone())))
         }
     }
 }
@@ -188,10 +188,7 @@ pub fn take_pending() -> u32 {
 /// `settle`. Called by `lib/runtime.js` from a microtask, inside a `try`.
 #[wasm_bindgen]
 pub fn drain() {
-    loop {
-        let Some(id) = READY.with(|r| r.borrow_mut().pop_front()) else {
-            break;
-        };
+    while let Some(id) = READY.with(|r| r.borrow_mut().pop_front()) {
         // Taken out while polled: the future may call JavaScript, which
         // may call back into rampart and spawn tasks of its own.
         let Some(mut task) = TASKS.with(|t| t.borrow_mut().remove(&id)) else {

@@ -36,8 +36,10 @@ pub struct StoreHandle {
 }
 
 fn max_entries(v: &JsValue) -> Result<usize, JsValue> {
-    let n = optional(v, "maxEntries", |x| integer_in(x, 1, MAX_ENTRIES, "maxEntries"))
-        .map_err(js)?;
+    let n = optional(v, "maxEntries", |x| {
+        integer_in(x, 1, MAX_ENTRIES, "maxEntries")
+    })
+    .map_err(js)?;
     Ok(n.map_or(rampart_default_entries(), |n| n as usize))
 }
 
@@ -232,9 +234,11 @@ impl StoreHandle {
                 }
             }
         };
-        let count = optional(&count, "count", |x| integer_in(x, 1, MAX_SCAN_COUNT, "count"))
-            .map_err(js)?
-            .unwrap_or(100) as usize;
+        let count = optional(&count, "count", |x| {
+            integer_in(x, 1, MAX_SCAN_COUNT, "count")
+        })
+        .map_err(js)?
+        .unwrap_or(100) as usize;
         let store = self.store.clone();
         spawn(async move {
             let page = store.scan(&prefix, &cursor, count).await.map_err(js)?;
