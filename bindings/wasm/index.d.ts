@@ -292,9 +292,16 @@ export interface RateLimitDecision {
   headers?(style: HeaderStyle, options?: HeaderOptions): Array<[string, string]>;
 }
 
+/** Header options the middleware hands `consume`, so a limiter can render headers with the decision. */
+export interface ConsumeHeaderOptions {
+  headers: HeaderStyle;
+  names?: readonly string[] | undefined;
+  partitionKey?: string | undefined;
+}
+
 /** What the middleware needs of a limiter. */
 export interface ConsumingLimiter<D extends RateLimitDecision = RateLimitDecision> {
-  consume(key: string, cost?: number): Promise<D>;
+  consume(key: string, cost?: number, headerOptions?: ConsumeHeaderOptions): Promise<D>;
 }
 
 /** The headers for a decision, as [name, value] pairs. */

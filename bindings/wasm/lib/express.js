@@ -150,16 +150,19 @@ function rateLimit(options) {
         throw invalidInput(`the rate-limit key of a request must be a non-empty string, got ${typeof key}`);
       }
       const units = typeof cost === 'function' ? await cost(req) : cost;
-      decision = await limiter.consume(key, units);
-      req.rateLimit = decision;
-      const headers =
+      const headerOptions =
         style === false
-          ? []
-          : rateLimitHeaders(decision, {
-              style,
-              names: options.names,
-              partitionKey: style === 'draft-8' && withPk ? key : undefined,
-            });
+          ? undefined
+          : { style, names: options.names, partitionKey: style === 'draft-8' && withPk ? key : undefined };
+      // rampart's limiter renders the headers in the core along with the
+      // decision when handed the header options; other limiters ignore them.
+      decision = await limiter.consume(
+        key,
+        units,
+        headerOptions && { headers: style, names: headerOptions.names, partitionKey: headerOptions.partitionKey },
+      );
+      req.rateLimit = decision;
+      const headers = headerOptions === undefined ? [] : rateLimitHeaders(decision, headerOptions);
       if (!res.headersSent) {
         for (const [name, value] of headers) res.setHeader(name, value);
       }

@@ -1,0 +1,116 @@
+'use strict';
+// `consume` throughput, rampart vs rate-limiter-flexible, same run, same
+// concurrency, same keys:
+//   * in process: RateLimiter on MemoryStore vs RateLimiterMemory;
+//   * over Redis: RateLimiter on the ioredis adapter vs RateLimiterRedis,
+//     both on one local redis-server this script starts (free 127.0.0.1
+//     port) and stops.
+// Both sides count a fixed window with a limit no request reaches, so each
+// consume is one admitted decision. Prints ops/s (best of the rounds) and
+// the ratio. Usage: node bench/consume.js [--quick]
+//
+// Environment: BENCH_CONCURRENCY (default 64), BENCH_KEYS (1000),
+// BENCH_MEMORY_OPS (300000), BENCH_REDIS_OPS (60000), BENCH_ROUNDS (3).
+
+const Redis = require('ioredis');
+const { RateLimiterMemory, RateLimiterRedis } = require('rate-limiter-flexible');
+const rampart = require('..');
+const { startRedis } = require('../testing/redis-server');
+
+const quick = process.argv.includes('--quick');
+const env = (name, dflt) => Number(process.env[name] ?? dflt);
+const CONCURRENCY = env('BENCH_CONCURRENCY', 64);
+const KEYS = env('BENCH_KEYS', 1000);
+const MEMORY_OPS = env('BENCH_MEMORY_OPS', quick ? 30_000 : 300_000);
+const REDIS_OPS = env('BENCH_REDIS_OPS', quick ? 6_000 : 60_000);
+const ROUNDS = env('BENCH_ROUNDS', quick ? 1 : 3);
+const POINTS = 1_000_000_000;
+const WINDOW_S = 3600;
+
+/** ops/s of `total` calls of `fn(i)`, `CONCURRENCY` in flight. */
+async function measure(fn, total) {
+  let next = 0;
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      await fn(i);
+    }
+  };
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return total / seconds;
+}
+
+async function best(fn, total) {
+  await measure(fn, Math.min(total, 5_000)); // warm up (JIT, script cache)
+  let top = 0;
+  for (let r = 0; r < ROUNDS; r++) top = Math.max(top, await measure(fn, total));
+  return top;
+}
+
+const fmt = (x) => `${Math.round(x).toLocaleString('en-US')} ops/s`;
+
+async function compare(title, ours, theirs, total) {
+  // Alternate who goes first each round so neither gets a warmer machine.
+  const a = await best(ours, total);
+  const b = await best(theirs, total);
+  const a2 = await best(ours, total);
+  const rampartOps = Math.max(a, a2);
+  console.log(`${title}`);
+  console.log(`  rampart                ${fmt(rampartOps)}`);
+  console.log(`  rate-limiter-flexible  ${fmt(b)}`);
+  console.log(`  ratio                  ${(rampartOps / b).toFixed(2)}x`);
+  return { rampart: rampartOps, peer: b, ratio: rampartOps / b };
+}
+
+async function main() {
+  if (typeof rampart.RateLimiter !== 'function') {
+    console.error('bench/consume.js needs the RateLimiter binding (src/limit merged and pending/activate run)');
+    process.exit(1);
+  }
+  console.log(`consume: ${CONCURRENCY} in flight, ${KEYS} keys, best of ${ROUNDS} rounds, node ${process.version}`);
+  const key = (i) => `user${i % KEYS}`;
+
+  const memory = new rampart.MemoryStore({ maxEntries: 1_000_000 });
+  const ours = new rampart.RateLimiter({ store: memory, algorithm: 'fixed-window', limit: POINTS, window: WINDOW_S * 1000 });
+  const theirs = new RateLimiterMemory({ points: POINTS, duration: WINDOW_S });
+  const results = {};
+  results.memory = await compare(
+    `in process (MemoryStore vs RateLimiterMemory), ${MEMORY_OPS.toLocaleString('en-US')} ops`,
+    (i) => ours.consume(key(i)),
+    (i) => theirs.consume(key(i)),
+    MEMORY_OPS,
+  );
+
+  const server = await startRedis();
+  const clientA = new Redis({ host: '127.0.0.1', port: server.port });
+  const clientB = new Redis({ host: '127.0.0.1', port: server.port, enableOfflineQueue: false });
+  try {
+    await clientB.ping().catch(() => new Promise((r) => clientB.once('ready', r)));
+    const overRedis = new rampart.RateLimiter({
+      store: rampart.ioredisStore(clientA),
+      algorithm: 'fixed-window',
+      limit: POINTS,
+      window: WINDOW_S * 1000,
+      prefix: 'bench:rampart',
+    });
+    const flexible = new RateLimiterRedis({ storeClient: clientB, points: POINTS, duration: WINDOW_S, keyPrefix: 'bench:rlf' });
+    results.redis = await compare(
+      `over Redis (ioredis adapter vs RateLimiterRedis, redis-server on 127.0.0.1:${server.port}), ${REDIS_OPS.toLocaleString('en-US')} ops`,
+      (i) => overRedis.consume(key(i)),
+      (i) => flexible.consume(key(i)),
+      REDIS_OPS,
+    );
+  } finally {
+    clientA.disconnect();
+    clientB.disconnect();
+    await server.stop();
+  }
+  if (process.env.BENCH_JSON) console.log(JSON.stringify(results));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,240 @@
+'use strict';
+// RateLimiter: the core's rate limiter (src/limit) over any Store.
+// Decisions cross the boundary packed in one Float64Array (layout in
+// src/limiter.rs); headers are rendered by the core.
+
+const { wasm, run, sync } = require('./runtime');
+const { innerOf, clockOf } = require('./store');
+const { options, field } = require('./options');
+const { invalidInput } = require('./errors');
+
+const SOURCES = Object.freeze(['store', 'block-cache', 'fail-open', 'fail-closed', 'insurance']);
+const RENDERED = Symbol('rampart.renderedHeaders');
+const INNER = Symbol('rampart.limiter');
+
+const ms = (x) => (x < 0 ? null : x);
+
+/** A Decision from the packed figures (and headers the core rendered). */
+function unpack(figures, rendered) {
+  const n = figures[9];
+  const tiers = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const o = 10 + 5 * i;
+    tiers[i] = {
+      limit: figures[o],
+      remaining: figures[o + 1],
+      resetAfter: figures[o + 2],
+      retryAfter: ms(figures[o + 3]),
+      window: figures[o + 4],
+    };
+  }
+  return new Decision(figures, tiers, rendered);
+}
+
+/** The answer of a RateLimiter. Durations and times are milliseconds. */
+class Decision {
+  constructor(f, tiers, rendered) {
+    this.allowed = f[0] === 1;
+    this.limit = f[1];
+    this.remaining = f[2];
+    this.resetAfter = f[3];
+    this.retryAfter = ms(f[4]);
+    this.window = f[5];
+    this.at = f[6];
+    this.blockedUntil = ms(f[7]);
+    this.source = SOURCES[f[8]] ?? 'store';
+    this.tiers = tiers;
+    Object.defineProperty(this, RENDERED, { value: rendered, enumerable: false });
+  }
+
+  /**
+   * The rate-limit headers, rendered by the core when this decision was
+   * made with the same header options (the middleware asks for them with
+   * the decision), else by rateLimitHeaders from the same figures.
+   */
+  headers(style = 'draft-8', opts = {}) {
+    const r = this[RENDERED];
+    if (
+      r !== undefined &&
+      r.style === style &&
+      r.partitionKey === opts.partitionKey &&
+      sameNames(r.names, opts.names) &&
+      opts.retryAfter !== false
+    ) {
+      return r.headers.map(([name, value]) => [name, value]);
+    }
+    // Not what the core rendered: the same formats, from the figures.
+    const { rateLimitHeaders } = require('./express');
+    const plain = { ...this, tiers: this.tiers };
+    return rateLimitHeaders(plain, { ...opts, style });
+  }
+}
+
+function sameNames(a, b) {
+  const x = a ?? [];
+  const y = b ?? [];
+  return x.length === y.length && x.every((n, i) => n === y[i]);
+}
+
+function extrasFor(o) {
+  const extras = new wasm.LimiterExtras();
+  const clock = field(o, 'clock', 'options');
+  if (clock !== undefined && clock !== null) extras.setClock(clockOf(clock));
+  let onError = field(o, 'onStoreError', 'options');
+  if (onError !== null && typeof onError === 'object') {
+    extras.setInsurance(innerOf(field(onError, 'insurance', 'onStoreError')));
+    onError = 'insurance';
+  }
+  return { extras, onError };
+}
+
+function quotasOf(o) {
+  const quotas = field(o, 'quotas', 'options');
+  if (quotas !== undefined) return quotas;
+  // The one-tier shorthand: { limit, window, burst }.
+  return [{ limit: field(o, 'limit', 'options'), window: field(o, 'window', 'options'), burst: field(o, 'burst', 'options') }];
+}
+
+/** Rate limiting with the core's algorithms, on any Store. */
+class RateLimiter {
+  /**
+   * @param {object} opts { store, algorithm?, quotas? | limit+window+burst?,
+   *   blockFor?, prefix?, clock?, scriptTime?, blockCache?, onStoreError? }
+   */
+  constructor(opts) {
+    this[INNER] = sync(() => {
+      const o = options(opts, 'RateLimiter options');
+      const store = innerOf(field(o, 'store', 'options'));
+      const { extras, onError } = extrasFor(o);
+      try {
+        return wasm.RateLimiter.create(
+          store,
+          field(o, 'algorithm', 'options'),
+          quotasOf(o),
+          field(o, 'blockFor', 'options'),
+          field(o, 'prefix', 'options'),
+          extras,
+          field(o, 'scriptTime', 'options'),
+          field(o, 'blockCache', 'options'),
+          onError,
+        );
+      } finally {
+        extras.free();
+      }
+    });
+  }
+
+  /**
+   * A limiter with a preset rule: `auth` (5 per 15 min, then a 15 min
+   * block), `general` (100 per 15 min) or `api` (1000 per hour), overridden
+   * by RATE_LIMIT_* variables of `env` (default process.env).
+   */
+  static preset(name, opts) {
+    const limiter = Object.create(RateLimiter.prototype);
+    limiter[INNER] = sync(() => {
+      const o = options(opts, 'RateLimiter.preset options');
+      const store = innerOf(field(o, 'store', 'options'));
+      const env = field(o, 'env', 'options') ?? process.env;
+      const { extras, onError } = extrasFor(o);
+      try {
+        return wasm.RateLimiter.preset(
+          store,
+          name,
+          env,
+          field(o, 'prefix', 'options'),
+          extras,
+          field(o, 'scriptTime', 'options'),
+          field(o, 'blockCache', 'options'),
+          onError,
+        );
+      } finally {
+        extras.free();
+      }
+    });
+    return limiter;
+  }
+
+  /** The largest cost one request may have. */
+  get capacity() {
+    return sync(() => this[INNER].capacity);
+  }
+
+  /**
+   * Admits and counts a request of `cost` units (default 1), or denies it
+   * counting nothing. `headerOptions` ({ headers, names, partitionKey })
+   * has the core render the headers along with the decision.
+   */
+  consume(key, cost, headerOptions) {
+    let rendered;
+    return run(
+      () => {
+        const h = options(headerOptions, 'header options');
+        const style = field(h, 'headers', 'header options');
+        if (style === undefined || style === null || style === false) {
+          return this[INNER].consume(key, cost);
+        }
+        rendered = { style, names: field(h, 'names', 'header options'), partitionKey: field(h, 'partitionKey', 'header options') };
+        return this[INNER].consume(key, cost, style, rendered.names, rendered.partitionKey);
+      },
+      (r) => (rendered === undefined ? unpack(r) : unpack(r[0], { ...rendered, headers: r[1] })),
+    );
+  }
+
+  /** Whether a request of `cost` would be admitted now (counts nothing). */
+  check(key, cost) {
+    return run(() => this[INNER].check(key, cost), (r) => unpack(r));
+  }
+
+  /** Gives `amount` units back. */
+  refund(key, amount) {
+    return run(() => this[INNER].refund(key, amount), (r) => unpack(r));
+  }
+
+  /** refund, under rate-limiter-flexible's name. */
+  reward(key, amount) {
+    return this.refund(key, amount);
+  }
+
+  /** Charges `amount` units without checking the limit. */
+  penalty(key, amount) {
+    return run(() => this[INNER].penalty(key, amount), (r) => unpack(r));
+  }
+
+  /** Blocks `key` for `durationMs` (never shortening a current block). */
+  block(key, durationMs) {
+    return run(() => this[INNER].block(key, durationMs), (r) => unpack(r));
+  }
+
+  /** Forgets everything about `key`. */
+  reset(key) {
+    return run(() => this[INNER].reset(key));
+  }
+
+  /**
+   * Consumes on several limiters and keys, all or nothing (per-IP and
+   * per-user): the first denial, or the admitting decision with the fewest
+   * remaining. entries: [limiter, key, cost?][].
+   */
+  static consumeAll(entries) {
+    return run(
+      () => {
+        if (!Array.isArray(entries)) throw invalidInput('consumeAll needs an array of [limiter, key, cost?]');
+        const ids = [];
+        const keys = [];
+        const costs = [];
+        for (const entry of entries) {
+          if (!Array.isArray(entry) || !(entry[0] instanceof RateLimiter)) {
+            throw invalidInput('consumeAll entries are [RateLimiter, key, cost?]');
+          }
+          ids.push(entry[0][INNER].id);
+          keys.push(entry[1]);
+          costs.push(entry[2]);
+        }
+        return wasm.RateLimiter.consumeAll(ids, keys, costs);
+      },
+      (r) => unpack(r),
+    );
+  }
+}
+
+module.exports = { RateLimiter, Decision };

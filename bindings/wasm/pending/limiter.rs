@@ -1,0 +1,573 @@
+//! `RateLimiter`: the core's [`rampart::limit::Limiter`] for JavaScript.
+//!
+//! Thin forwarding: the rule, the algorithms, the block cache, the failure
+//! policy, the presets and the headers are the core's. This file checks
+//! what JavaScript hands it and packs decisions into one `Float64Array`
+//! (one boundary crossing per decision; `lib/limiter.js` unpacks it).
+//!
+//! Decision layout (`DECISION_*` indexes, mirrored in `lib/limiter.js`):
+//! `allowed (0/1), limit, remaining, resetAfter ms, retryAfter ms (-1:
+//! none), window ms, at ms, blockedUntil ms (-1: none), source, tiers`,
+//! then per tier `limit, remaining, resetAfter ms, retryAfter ms (-1),
+//! window ms`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+use js_sys::{Array, Float64Array, Reflect};
+use rampart::limit::{
+    consume_all, presets::Presets, Algorithm, Decision, DecisionSource, HeaderOptions, HeaderStyle,
+    Limiter, OnStoreError, Quota, Rule,
+};
+use rampart::{Error, ErrorKind, Key, ScriptTime, Store};
+use wasm_bindgen::prelude::*;
+
+use crate::clock::ManualClockHandle;
+use crate::convert::{
+    describe, duration_from_millis, duration_to_millis, integer_in, number, optional,
+    well_formed_string, MAX_SAFE_INTEGER,
+};
+use crate::error::js;
+use crate::runtime::spawn;
+use crate::store::StoreHandle;
+
+type DynLimiter = Limiter<Arc<dyn Store>>;
+
+thread_local! {
+    /// Live limiters by id, for `consumeAll` (JavaScript hands ids, not
+    /// objects, so no handle is moved out of its JavaScript wrapper).
+    static LIMITERS: RefCell<HashMap<u32, Weak<DynLimiter>>> = RefCell::new(HashMap::new());
+    static NEXT_LIMITER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Any error from reading options, as a configuration error.
+fn config(e: Error) -> JsValue {
+    if e.kind() == ErrorKind::Config {
+        js(e)
+    } else {
+        js(Error::config(e.message().to_owned()))
+    }
+}
+
+fn algorithm(v: &JsValue) -> Result<Algorithm, JsValue> {
+    Ok(match v.as_string().as_deref() {
+        None => Algorithm::SlidingWindow,
+        Some("token-bucket") => Algorithm::TokenBucket,
+        Some("sliding-log") => Algorithm::SlidingLog,
+        Some("sliding-window") => Algorithm::SlidingWindow,
+        Some("fixed-window") => Algorithm::FixedWindow,
+        Some(other) => {
+            return Err(js(Error::config(format!(
+                "algorithm must be token-bucket, sliding-log, sliding-window or fixed-window, got {other:?}"
+            ))))
+        }
+    })
+}
+
+fn field(obj: &JsValue, name: &str) -> Result<JsValue, JsValue> {
+    Reflect::get(obj, &JsValue::from_str(name))
+        .map_err(|_| js(Error::config(format!("reading quota.{name} threw"))))
+}
+
+fn quota(v: &JsValue) -> Result<Quota, JsValue> {
+    if !v.is_object() {
+        return Err(js(Error::config(format!(
+            "a quota is {{ limit, window, burst? }}, got {}",
+            describe(v)
+        ))));
+    }
+    let limit = number(&field(v, "limit")?, "quota.limit")
+        .and_then(|x| integer_in(x, 0, MAX_SAFE_INTEGER as u64, "quota.limit"))
+        .map_err(config)?;
+    let window = number(&field(v, "window")?, "quota.window")
+        .and_then(|x| duration_from_millis(x, "quota.window"))
+        .map_err(config)?;
+    let burst = optional(&field(v, "burst")?, "quota.burst", |x| {
+        integer_in(x, 0, MAX_SAFE_INTEGER as u64, "quota.burst")
+    })
+    .map_err(config)?;
+    let q = Quota::new(limit, window);
+    Ok(match burst {
+        Some(b) => q.with_burst(b),
+        None => q,
+    })
+}
+
+fn style(v: &JsValue) -> Result<HeaderStyle, JsValue> {
+    Ok(match v.as_string().as_deref() {
+        Some("draft-8") => HeaderStyle::Draft8,
+        Some("draft-7") => HeaderStyle::Draft7,
+        Some("draft-6") => HeaderStyle::Draft6,
+        Some("legacy") => HeaderStyle::Legacy,
+        _ => {
+            return Err(js(Error::invalid_input(format!(
+                "headers must be draft-8, draft-7, draft-6 or legacy, got {}",
+                describe(v)
+            ))))
+        }
+    })
+}
+
+/// Header options read once per call: the style, draft-8 names, `pk`.
+struct Headers {
+    style: HeaderStyle,
+    names: Vec<String>,
+    partition_key: Option<String>,
+}
+
+impl Headers {
+    fn read(style_v: &JsValue, names: &JsValue, pk: &JsValue) -> Result<Option<Self>, JsValue> {
+        if style_v.is_undefined() || style_v.is_null() {
+            return Ok(None);
+        }
+        let style = style(style_v)?;
+        let names = if names.is_undefined() || names.is_null() {
+            Vec::new()
+        } else {
+            let array = names
+                .dyn_ref::<Array>()
+                .ok_or_else(|| js(Error::invalid_input("names must be an array of strings")))?;
+            array
+                .iter()
+                .take(rampart::limit::MAX_TIERS)
+                .map(|n| {
+                    n.as_string()
+                        .filter(|s| s.len() <= 256)
+                        .ok_or_else(|| js(Error::invalid_input("names must be short strings")))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let partition_key = if pk.is_undefined() || pk.is_null() {
+            None
+        } else {
+            Some(
+                pk.as_string()
+                    .filter(|s| s.len() <= rampart::MAX_KEY_LEN)
+                    .ok_or_else(|| {
+                        js(Error::invalid_input(
+                            "partitionKey must be a string of at most 1024 bytes",
+                        ))
+                    })?,
+            )
+        };
+        Ok(Some(Self {
+            style,
+            names,
+            partition_key,
+        }))
+    }
+
+    fn render(&self, d: &Decision) -> Array {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let mut options = HeaderOptions::new(self.style).names(&names);
+        if let Some(pk) = &self.partition_key {
+            options = options.partition_key(pk);
+        }
+        d.headers_with(&options)
+            .into_iter()
+            .map(|(name, value)| -> JsValue {
+                Array::of2(&JsValue::from_str(name), &JsValue::from_str(&value)).into()
+            })
+            .collect()
+    }
+}
+
+fn source_index(s: DecisionSource) -> f64 {
+    match s {
+        DecisionSource::Store => 0.0,
+        DecisionSource::BlockCache => 1.0,
+        DecisionSource::FailOpen => 2.0,
+        DecisionSource::FailClosed => 3.0,
+        DecisionSource::Insurance => 4.0,
+        _ => 0.0,
+    }
+}
+
+fn opt_ms(d: Option<Duration>) -> f64 {
+    d.map_or(-1.0, duration_to_millis)
+}
+
+/// A decision packed for `lib/limiter.js`.
+fn pack(d: &Decision) -> Float64Array {
+    let tiers = d.tiers();
+    let mut out = Vec::with_capacity(10 + 5 * tiers.len());
+    out.extend_from_slice(&[
+        f64::from(u8::from(d.allowed)),
+        d.limit as f64,
+        d.remaining as f64,
+        duration_to_millis(d.reset_after),
+        opt_ms(d.retry_after),
+        duration_to_millis(d.window),
+        d.at.as_micros() as f64 / 1_000.0,
+        d.blocked_until
+            .map_or(-1.0, |t| t.as_micros() as f64 / 1_000.0),
+        source_index(d.source),
+        tiers.len() as f64,
+    ]);
+    for t in tiers {
+        out.extend_from_slice(&[
+            t.limit as f64,
+            t.remaining as f64,
+            duration_to_millis(t.reset_after),
+            opt_ms(t.retry_after),
+            duration_to_millis(t.window),
+        ]);
+    }
+    Float64Array::from(&out[..])
+}
+
+fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
+    match headers {
+        None => pack(d).into(),
+        Some(h) => Array::of2(&pack(d), &h.render(d)).into(),
+    }
+}
+
+fn amount(v: &JsValue, what: &str) -> Result<u64, JsValue> {
+    Ok(
+        optional(v, what, |x| integer_in(x, 1, MAX_SAFE_INTEGER as u64, what))
+            .map_err(js)?
+            .unwrap_or(1),
+    )
+}
+
+/// The options of a limiter that are objects (a clock, an insurance
+/// store): set on this, then passed by reference to `RateLimiter.create`
+/// (wasm-bindgen takes `&T` arguments but not `Option<&T>`).
+#[wasm_bindgen(js_name = LimiterExtras)]
+#[derive(Default)]
+pub struct LimiterExtras {
+    clock: Option<rampart::SharedClock>,
+    insurance: Option<Arc<dyn Store>>,
+}
+
+#[wasm_bindgen(js_class = LimiterExtras)]
+impl LimiterExtras {
+    /// No clock (the system's) and no insurance store.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> LimiterExtras {
+        LimiterExtras::default()
+    }
+    /// Decisions follow `clock` (tests).
+    #[wasm_bindgen(js_name = setClock)]
+    pub fn set_clock(&mut self, clock: &ManualClockHandle) {
+        self.clock = Some(clock.shared());
+    }
+    /// The store that decides while the main one fails.
+    #[wasm_bindgen(js_name = setInsurance)]
+    pub fn set_insurance(&mut self, store: &StoreHandle) {
+        self.insurance = Some(store.store());
+    }
+}
+
+/// The core's rate limiter over a `Store`.
+#[wasm_bindgen(js_name = RateLimiter)]
+pub struct RateLimiterHandle {
+    id: u32,
+    limiter: Rc<DynLimiter>,
+}
+
+#[wasm_bindgen(js_class = RateLimiter)]
+impl RateLimiterHandle {
+    /// A limiter on `store`. `quotas`: `[{ limit, window (ms), burst? }]`
+    /// (one to four tiers); `algorithm`: `token-bucket`, `sliding-log`,
+    /// `sliding-window` (default), `fixed-window`; `block_ms`: block a key
+    /// that long after a denial; `on_error`: `fail` (default), `allow`,
+    /// `deny`, or `insurance` with `insurance` set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        store: &StoreHandle,
+        algorithm_v: JsValue,
+        quotas: JsValue,
+        block_ms: JsValue,
+        prefix: JsValue,
+        extras: &LimiterExtras,
+        script_time: JsValue,
+        block_cache: JsValue,
+        on_error: JsValue,
+    ) -> Result<RateLimiterHandle, JsValue> {
+        let quotas = quotas.dyn_ref::<Array>().ok_or_else(|| {
+            js(Error::config(
+                "quotas must be an array of { limit, window, burst? }",
+            ))
+        })?;
+        if quotas.length() as usize > rampart::limit::MAX_TIERS {
+            return Err(js(Error::config(format!(
+                "a rule has at most {} quotas",
+                rampart::limit::MAX_TIERS
+            ))));
+        }
+        let mut rule = Rule::builder(algorithm(&algorithm_v)?);
+        for q in quotas.iter() {
+            rule = rule.quota(quota(&q)?);
+        }
+        if let Some(block) = optional(&block_ms, "blockFor", |x| {
+            duration_from_millis(x, "blockFor")
+        })
+        .map_err(config)?
+        {
+            rule = rule.block_for(block);
+        }
+        let rule = rule.build().map_err(js)?;
+        Self::build(
+            store,
+            rule,
+            prefix,
+            extras,
+            script_time,
+            block_cache,
+            on_error,
+        )
+    }
+
+    /// A limiter with a preset rule (`auth`, `general`, `api`), overridden
+    /// by `env` (an object such as `process.env`: `RATE_LIMIT_*`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn preset(
+        store: &StoreHandle,
+        name: JsValue,
+        env: JsValue,
+        prefix: JsValue,
+        extras: &LimiterExtras,
+        script_time: JsValue,
+        block_cache: JsValue,
+        on_error: JsValue,
+    ) -> Result<RateLimiterHandle, JsValue> {
+        let lookup = |var: &str| -> Option<String> {
+            if !env.is_object() {
+                return None;
+            }
+            Reflect::get(&env, &JsValue::from_str(var))
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        let presets = Presets::from_lookup(lookup).map_err(js)?;
+        let rule = match name.as_string().as_deref() {
+            Some("auth") => presets.auth,
+            Some("general") => presets.general,
+            Some("api") => presets.api,
+            _ => {
+                return Err(js(Error::config(format!(
+                    "preset must be auth, general or api, got {}",
+                    describe(&name)
+                ))))
+            }
+        };
+        Self::build(
+            store,
+            rule,
+            prefix,
+            extras,
+            script_time,
+            block_cache,
+            on_error,
+        )
+    }
+
+    /// This limiter's id, for `consumeAll`.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The largest cost one request may have.
+    #[wasm_bindgen(getter)]
+    pub fn capacity(&self) -> f64 {
+        self.limiter.rule().capacity() as f64
+    }
+
+    /// Admits and counts a request of `cost` (default 1) units, or denies
+    /// it counting nothing. With a header style, resolves to
+    /// `[decision, headers]`, the headers rendered by the core.
+    pub fn consume(
+        &self,
+        id: JsValue,
+        cost: JsValue,
+        style: JsValue,
+        names: JsValue,
+        pk: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let cost = amount(&cost, "cost")?;
+        let headers = Headers::read(&style, &names, &pk)?;
+        let limiter = self.limiter.clone();
+        spawn(async move {
+            let d = limiter.consume(&key, cost).await.map_err(js)?;
+            Ok(reply(&d, headers.as_ref()))
+        })
+    }
+
+    /// Whether a request of `cost` would be admitted now (counts nothing).
+    pub fn check(&self, id: JsValue, cost: JsValue) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let cost = amount(&cost, "cost")?;
+        let limiter = self.limiter.clone();
+        spawn(async move { Ok(reply(&limiter.check(&key, cost).await.map_err(js)?, None)) })
+    }
+
+    /// Gives `amount` (default 1) units back.
+    pub fn refund(&self, id: JsValue, amount_v: JsValue) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let amount = amount(&amount_v, "amount")?;
+        let limiter = self.limiter.clone();
+        spawn(async move {
+            Ok(reply(
+                &limiter.refund(&key, amount).await.map_err(js)?,
+                None,
+            ))
+        })
+    }
+
+    /// Charges `amount` (default 1) units without checking the limit.
+    pub fn penalty(&self, id: JsValue, amount_v: JsValue) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let amount = amount(&amount_v, "amount")?;
+        let limiter = self.limiter.clone();
+        spawn(async move {
+            Ok(reply(
+                &limiter.penalty(&key, amount).await.map_err(js)?,
+                None,
+            ))
+        })
+    }
+
+    /// Blocks the key for `ms` milliseconds (never shortening a block).
+    pub fn block(&self, id: JsValue, ms: JsValue) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let d =
+            duration_from_millis(number(&ms, "duration").map_err(js)?, "duration").map_err(js)?;
+        if d.is_zero() {
+            return Err(js(Error::invalid_input("a block lasts at least 1 µs")));
+        }
+        let limiter = self.limiter.clone();
+        spawn(async move { Ok(reply(&limiter.block(&key, d).await.map_err(js)?, None)) })
+    }
+
+    /// Forgets everything about the key.
+    pub fn reset(&self, id: JsValue) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let limiter = self.limiter.clone();
+        spawn(async move {
+            limiter.reset(&key).await.map_err(js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// All or nothing across limiters: `ids[i]` charges `keys[i]` `costs[i]`.
+    #[wasm_bindgen(js_name = consumeAll)]
+    pub fn consume_all_js(ids: JsValue, keys: JsValue, costs: JsValue) -> Result<JsValue, JsValue> {
+        let arrays = [&ids, &keys, &costs].map(|v| v.dyn_ref::<Array>().cloned());
+        let [Some(ids), Some(keys), Some(costs)] = arrays else {
+            return Err(js(Error::invalid_input(
+                "consumeAll needs [limiter, key, cost?] entries",
+            )));
+        };
+        let n = ids.length();
+        if n == 0 || n > 64 || keys.length() != n || costs.length() != n {
+            return Err(js(Error::invalid_input(
+                "consumeAll needs between 1 and 64 [limiter, key, cost?] entries",
+            )));
+        }
+        let mut entries: Vec<(Rc<DynLimiter>, Key, u64)> = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let id = ids.get(i).as_f64().unwrap_or(-1.0);
+            let limiter = LIMITERS
+                .with(|m| m.borrow().get(&(id as u32)).and_then(Weak::upgrade))
+                .filter(|_| id >= 0.0)
+                .ok_or_else(|| js(Error::invalid_input("consumeAll: not a live RateLimiter")))?;
+            let key = key_for(&limiter, &keys.get(i))?;
+            let cost = amount(&costs.get(i), "cost")?;
+            entries.push((limiter, key, cost));
+        }
+        spawn(async move {
+            let refs: Vec<(&DynLimiter, &Key, u64)> =
+                entries.iter().map(|(l, k, c)| (&**l, k, *c)).collect();
+            Ok(reply(&consume_all(&refs).await.map_err(js)?, None))
+        })
+    }
+}
+
+fn key_for(limiter: &DynLimiter, id: &JsValue) -> Result<Key, JsValue> {
+    match well_formed_string(id) {
+        Some(Ok(s)) => limiter.key(&s).map_err(js),
+        Some(Err(e)) => Err(js(Error::invalid_key(e.message().to_owned()))),
+        None => Err(js(Error::invalid_key(format!(
+            "a rate-limit key must be a string, got {}",
+            describe(id)
+        )))),
+    }
+}
+
+impl RateLimiterHandle {
+    fn key(&self, id: &JsValue) -> Result<Key, JsValue> {
+        key_for(&self.limiter, id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        store: &StoreHandle,
+        rule: Rule,
+        prefix: JsValue,
+        extras: &LimiterExtras,
+        script_time: JsValue,
+        block_cache: JsValue,
+        on_error: JsValue,
+    ) -> Result<RateLimiterHandle, JsValue> {
+        let mut b = Limiter::builder(store.store(), rule);
+        if let Some(c) = &extras.clock {
+            b = b.clock(c.clone());
+        }
+        match script_time.as_string().as_deref() {
+            None | Some("server") => {}
+            Some("caller") => b = b.script_time(ScriptTime::Caller),
+            Some(other) => {
+                return Err(js(Error::config(format!(
+                    "scriptTime must be server or caller, got {other:?}"
+                ))))
+            }
+        }
+        if !(prefix.is_undefined() || prefix.is_null()) {
+            let p = prefix
+                .as_string()
+                .ok_or_else(|| js(Error::config("prefix must be a string")))?;
+            b = b.prefix(p);
+        }
+        if let Some(n) = optional(&block_cache, "blockCache", |x| {
+            integer_in(x, 0, 10_000_000, "blockCache")
+        })
+        .map_err(config)?
+        {
+            b = b.block_cache(n as usize);
+        }
+        let policy = match (on_error.as_string().as_deref(), extras.insurance.clone()) {
+            (None | Some("fail"), None) => OnStoreError::Fail,
+            (Some("allow"), None) => OnStoreError::Allow,
+            (Some("deny"), None) => OnStoreError::Deny,
+            (Some("insurance"), Some(s)) => OnStoreError::Insurance(s),
+            _ => {
+                return Err(js(Error::config(
+                    "onStoreError must be fail, allow, deny, or { insurance: Store }",
+                )))
+            }
+        };
+        let limiter = Rc::new(b.on_store_error(policy).build().map_err(config)?);
+        let id = NEXT_LIMITER.with(|n| {
+            let id = n.get().wrapping_add(1);
+            n.set(id);
+            id
+        });
+        LIMITERS.with(|m| m.borrow_mut().insert(id, Rc::downgrade(&limiter)));
+        Ok(RateLimiterHandle { id, limiter })
+    }
+}
+
+impl Drop for RateLimiterHandle {
+    fn drop(&mut self) {
+        LIMITERS.with(|m| {
+            m.borrow_mut().remove(&self.id);
+        });
+    }
+}

@@ -1,0 +1,324 @@
+'use strict';
+// RateLimiter end to end: every algorithm on MemoryStore with a manual
+// clock; over the ioredis and node-redis adapters on a real redis-server
+// (one EVALSHA per decision, checked with INFO commandstats); headers
+// rendered by the core, and the JS renderer agreeing with it; the Express
+// middleware with the real limiter; hostile inputs.
+
+const assert = require('node:assert/strict');
+const { describe, it, before, after } = require('node:test');
+const express = require('express');
+const Redis = require('ioredis');
+const { createClient } = require('redis');
+const {
+  MemoryStore,
+  ManualClock,
+  RateLimiter,
+  Decision,
+  RampartError,
+  Store,
+  ioredisStore,
+  nodeRedisStore,
+  rateLimit,
+  rateLimitHeaders,
+  fault,
+} = require('..');
+const { startRedis } = require('../testing/redis-server');
+
+const T0 = 1_700_000_000_000 - (1_700_000_000_000 % 60_000); // a minute boundary
+
+function memory() {
+  const clock = new ManualClock(T0);
+  return { clock, store: new MemoryStore({ clock }) };
+}
+
+async function codeOf(p) {
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    assert.ok(e instanceof RampartError, String(e));
+    return e.code;
+  }
+}
+
+describe('RateLimiter on MemoryStore', () => {
+  it('fixed window: two per minute, then a denial with retryAfter', async () => {
+    const { clock, store } = memory();
+    const limiter = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 2, window: 60_000, prefix: 'rl:login' });
+    clock.advance(40_000);
+    const first = await limiter.consume('alice');
+    assert.ok(first instanceof Decision);
+    assert.equal(first.allowed, true);
+    assert.equal(first.remaining, 1);
+    assert.equal(first.source, 'store');
+    assert.equal((await limiter.consume('alice')).allowed, true);
+    const denied = await limiter.consume('alice');
+    assert.equal(denied.allowed, false);
+    assert.equal(denied.retryAfter, 20_000);
+    assert.equal(denied.tiers.length, 1);
+    clock.advance(20_000);
+    assert.equal((await limiter.consume('alice')).allowed, true);
+    // Keys are namespaced by the prefix.
+    assert.notEqual(await store.get('rl:login:alice'), null);
+  });
+
+  for (const algorithm of ['token-bucket', 'sliding-log', 'sliding-window', 'fixed-window']) {
+    it(`${algorithm}: admits exactly the limit at once, never more`, async () => {
+      const { clock, store } = memory();
+      const limiter = new RateLimiter({ store, clock, algorithm, quotas: [{ limit: 10, window: 1_000 }] });
+      let admitted = 0;
+      for (let i = 0; i < 25; i++) if ((await limiter.consume('k')).allowed) admitted++;
+      assert.equal(admitted, 10);
+      const denied = await limiter.consume('k');
+      // The counter may ask for a little more than a window (it rounds up).
+      assert.ok(denied.retryAfter > 0 && denied.retryAfter <= 2_000, String(denied.retryAfter));
+      // After retryAfter, the same request passes.
+      clock.advance(denied.retryAfter);
+      assert.equal((await limiter.consume('k')).allowed, true);
+    });
+  }
+
+  it('multi-tier rules decide all tiers at once', async () => {
+    const { clock, store } = memory();
+    const limiter = new RateLimiter({
+      store,
+      clock,
+      algorithm: 'sliding-window',
+      quotas: [
+        { limit: 2, window: 1_000 },
+        { limit: 3, window: 60_000 },
+      ],
+    });
+    assert.equal(limiter.capacity, 2);
+    for (let second = 0; second < 3; second++) {
+      await limiter.consume('k');
+      clock.advance(1_000);
+    }
+    const d = await limiter.consume('k');
+    assert.equal(d.allowed, false);
+    assert.equal(d.tiers.length, 2);
+    assert.equal(d.tiers[1].remaining, 0);
+  });
+
+  it('check, refund, penalty, block and reset', async () => {
+    const { clock, store } = memory();
+    const limiter = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 5, window: 60_000 });
+    await limiter.consume('k', 3);
+    assert.equal((await limiter.check('k', 2)).allowed, true);
+    assert.equal((await limiter.check('k', 2)).remaining, 2, 'check counted something');
+    assert.equal((await limiter.refund('k', 2)).remaining, 4);
+    assert.equal((await limiter.penalty('k', 4)).remaining, 0);
+    const blocked = await limiter.block('k', 30_000);
+    assert.equal(blocked.blockedUntil, T0 + 30_000);
+    const cached = await limiter.consume('k');
+    assert.equal(cached.allowed, false);
+    assert.equal(cached.source, 'block-cache');
+    await limiter.reset('k');
+    assert.equal((await limiter.consume('k')).remaining, 4);
+  });
+
+  it('a denial starts the rule’s block', async () => {
+    const { clock, store } = memory();
+    const limiter = new RateLimiter({ store, clock, algorithm: 'sliding-log', limit: 1, window: 1_000, blockFor: 60_000 });
+    await limiter.consume('k');
+    const denied = await limiter.consume('k');
+    assert.equal(denied.blockedUntil, T0 + 60_000);
+    clock.advance(2_000);
+    assert.equal((await limiter.consume('k')).allowed, false);
+  });
+
+  it('consumeAll is all or nothing', async () => {
+    const { clock, store } = memory();
+    const perIp = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 100, window: 60_000, prefix: 'rl:ip' });
+    const perUser = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 1, window: 60_000, prefix: 'rl:user' });
+    assert.equal((await RateLimiter.consumeAll([[perIp, '10.0.0.1'], [perUser, 'alice']])).allowed, true);
+    assert.equal((await RateLimiter.consumeAll([[perIp, '10.0.0.1', 1], [perUser, 'alice', 1]])).allowed, false);
+    assert.equal((await perIp.check('10.0.0.1')).remaining, 99);
+  });
+
+  it('presets come from the core, overridden by env', async () => {
+    const { clock, store } = memory();
+    const auth = RateLimiter.preset('auth', { store, clock, env: { RATE_LIMIT_AUTH_POINTS: '2' } });
+    assert.equal(auth.capacity, 2);
+    await auth.consume('u');
+    await auth.consume('u');
+    const denied = await auth.consume('u');
+    assert.equal(denied.allowed, false);
+    assert.equal(denied.blockedUntil, T0 + 15 * 60_000);
+    assert.throws(
+      () => RateLimiter.preset('api', { store, env: { RATE_LIMIT_API_POINTS: 'lots' } }),
+      (e) => e.code === 'RAMPART_CONFIG' && e.message.includes('RATE_LIMIT_API_POINTS'),
+    );
+  });
+
+  it('fails open, closed, or to an insurance store', async () => {
+    const down = Store.fromAdapter({
+      get: () => Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })),
+      set() {},
+      delete() {},
+      ttl() {},
+      compareAndSwap: () => Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })),
+      scan() {},
+    });
+    const base = { store: down, algorithm: 'fixed-window', limit: 1, window: 60_000 };
+    assert.equal(await codeOf(new RateLimiter(base).consume('k')), 'RAMPART_UNAVAILABLE');
+    assert.equal((await new RateLimiter({ ...base, onStoreError: 'allow' }).consume('k')).source, 'fail-open');
+    const closed = await new RateLimiter({ ...base, onStoreError: 'deny' }).consume('k');
+    assert.equal(closed.source, 'fail-closed');
+    assert.equal(closed.allowed, false);
+    const insurance = new MemoryStore();
+    const insured = new RateLimiter({ ...base, onStoreError: { insurance } });
+    assert.equal((await insured.consume('k')).source, 'insurance');
+    assert.equal((await insured.consume('k')).allowed, false);
+  });
+});
+
+describe('headers', () => {
+  it('the core renders them with the decision', async () => {
+    const { clock, store } = memory();
+    const limiter = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 5, window: 60_000 });
+    const d = await limiter.consume('foo', 1, { headers: 'draft-8', partitionKey: 'foo' });
+    assert.deepEqual(d.headers('draft-8', { partitionKey: 'foo' }), [
+      ['RateLimit-Policy', '"5-in-1min"; q=5; w=60; pk=:MmMyNmI0NmI2OGZm:'],
+      ['RateLimit', '"5-in-1min"; r=4; t=60'],
+    ]);
+  });
+
+  it('the JavaScript renderer agrees with the core on 2000 decisions', async () => {
+    const { clock, store } = memory();
+    const limiters = ['token-bucket', 'sliding-log', 'sliding-window', 'fixed-window'].map(
+      (algorithm) =>
+        new RateLimiter({
+          store,
+          clock,
+          algorithm,
+          prefix: algorithm,
+          blockFor: algorithm === 'sliding-log' ? 5_000 : undefined,
+          quotas: [
+            { limit: 3, window: 1_500 },
+            { limit: 20, window: 3_600_000 },
+          ],
+        }),
+    );
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const styles = ['draft-8', 'draft-7', 'draft-6', 'legacy'];
+    for (let i = 0; i < 2000; i++) {
+      const limiter = limiters[i % 4];
+      const style = styles[Math.floor(random() * 4)];
+      const options = { headers: style, names: random() < 0.5 ? ['api'] : undefined, partitionKey: random() < 0.5 ? `user${i % 7}` : undefined };
+      const d = await limiter.consume(`u${i % 5}`, 1 + Math.floor(random() * 2), options);
+      const core = d.headers(style, { names: options.names, partitionKey: options.partitionKey });
+      const js = rateLimitHeaders({ ...d, tiers: d.tiers }, { style, names: options.names, partitionKey: options.partitionKey });
+      assert.deepEqual(js, core, `decision ${i}: ${JSON.stringify(d)}`);
+      clock.advance(Math.floor(random() * 400));
+    }
+  });
+
+  it('the Express middleware with the real limiter', async () => {
+    const { clock, store } = memory();
+    const limiter = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 1, window: 60_000 });
+    const app = express();
+    app.get('/', rateLimit({ limiter, key: () => 'foo' }), (req, res) => res.send('ok'));
+    const server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const base = `http://127.0.0.1:${server.address().port}/`;
+      const ok = await fetch(base);
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers.get('ratelimit'), '"1-in-1min"; r=0; t=60');
+      const denied = await fetch(base);
+      assert.equal(denied.status, 429);
+      assert.equal(denied.headers.get('retry-after'), '60');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('RateLimiter over Redis adapters', () => {
+  let server;
+  const closers = [];
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    for (const close of closers) await close();
+    await server?.stop();
+  });
+
+  const clients = {
+    ioredis: async () => {
+      const c = new Redis({ host: '127.0.0.1', port: server.port });
+      closers.push(() => c.quit());
+      return { store: ioredisStore(c), info: () => c.info('commandstats') };
+    },
+    'node-redis': async () => {
+      const c = createClient({ url: server.url });
+      await c.connect();
+      closers.push(() => c.quit());
+      return { store: nodeRedisStore(c), info: () => c.info('commandstats') };
+    },
+  };
+
+  for (const [name, connect] of Object.entries(clients)) {
+    it(`${name}: one EVALSHA per decision, exact counts under concurrency`, async () => {
+      const { store, info } = await connect();
+      const limiter = new RateLimiter({ store, algorithm: 'sliding-log', limit: 100, window: 60_000, prefix: `rl:${name}` });
+      await limiter.consume('warm'); // loads the script (NOSCRIPT, then EVAL)
+      const calls = (text) => Number(text.match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);
+      const before = calls(await info());
+      const decisions = await Promise.all(Array.from({ length: 300 }, () => limiter.consume('hot')));
+      assert.equal(decisions.filter((d) => d.allowed).length, 100);
+      assert.equal(calls(await info()) - before, 300);
+    });
+  }
+});
+
+describe('hostile inputs to RateLimiter', () => {
+  const hostile = [undefined, null, NaN, Infinity, -1, 0, 0.5, 2 ** 64, '', 'x'.repeat(1 << 20), {}, [], Symbol('s'), 10n, () => 1];
+  it('constructor options are refused with RAMPART_CONFIG or RAMPART_INVALID_INPUT', () => {
+    const { store } = memory();
+    for (const v of hostile) {
+      for (const opts of [v, { store: v, limit: 1, window: 1 }, { store, limit: v, window: 1000 }, { store, limit: 1, window: v }, { store, quotas: v }, { store, quotas: [v] }, { store, limit: 1, window: 1, algorithm: v }, { store, limit: 1, window: 1, blockFor: v }, { store, limit: 1, window: 1, onStoreError: v }, { store, limit: 1, window: 1, blockCache: v }, { store, limit: 1, window: 1, prefix: v }]) {
+        try {
+          new RateLimiter(opts);
+        } catch (e) {
+          assert.ok(e instanceof RampartError, String(e));
+          assert.ok(['RAMPART_CONFIG', 'RAMPART_INVALID_INPUT', 'RAMPART_INVALID_KEY'].includes(e.code), e.code);
+        }
+      }
+    }
+  });
+  it('every method settles with a code', async () => {
+    const { store } = memory();
+    const limiter = new RateLimiter({ store, limit: 10, window: 1_000 });
+    for (const v of hostile) {
+      for (const call of [
+        () => limiter.consume(v),
+        () => limiter.consume('k', v),
+        () => limiter.consume('k', 1, v),
+        () => limiter.consume('k', 1, { headers: v }),
+        () => limiter.consume('k', 1, { headers: 'draft-8', names: v, partitionKey: v }),
+        () => limiter.check('k', v),
+        () => limiter.refund(v, v),
+        () => limiter.penalty('k', v),
+        () => limiter.block('k', v),
+        () => limiter.reset(v),
+        () => RateLimiter.consumeAll(v),
+        () => RateLimiter.consumeAll([[limiter, v, v]]),
+      ]) {
+        const p = call();
+        assert.ok(p instanceof Promise);
+        const code = await codeOf(p);
+        assert.notEqual(code, 'RAMPART_PANIC');
+      }
+    }
+    assert.equal(fault(), null);
+  });
+});
