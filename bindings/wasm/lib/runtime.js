@@ -55,11 +55,27 @@ function onPanic(message) {
   panicMessage = String(message);
 }
 
+function resume(id, ok, value) {
+  try {
+    wasm.resume(id, ok, value);
+  } catch (e) {
+    failure(e);
+  }
+}
+
+/** Hands the outcome of `value` (promise, thenable or plain) to task await `id`. */
+function awaitPromise(value, id) {
+  Promise.resolve(value).then(
+    (v) => resume(id, true, v),
+    (e) => resume(id, false, e),
+  );
+}
+
 function makeError(code, message, temporary, operation, key) {
   return new RampartError(code, message, { temporary, operation, key });
 }
 
-wasm.install(settle, schedule, onPanic, makeError, PENDING);
+wasm.install(settle, schedule, onPanic, awaitPromise, makeError, PENDING);
 
 /** Poisons the instance after a trap and rejects everything pending. */
 function trap(e) {

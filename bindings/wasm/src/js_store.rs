@@ -13,16 +13,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Reflect, Uint8Array};
 use rampart::{
     check_ttl, validate_prefix, Arg, Capabilities, Cursor, Error, Key, KeyTtl, Page, Result,
     Script, Store, StoreStats, Swap, Timestamp, Value,
 };
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 use crate::convert::{check_value_len, describe, MAX_SAFE_INTEGER};
 use crate::error::from_js;
+use crate::runtime::JsAwait;
 
 /// How deep a script reply may nest (a cyclic array must not overflow the
 /// stack).
@@ -274,12 +274,9 @@ impl JsStore {
             more => f.apply(&self.this, &more.iter().collect::<Array>()),
         }
         .map_err(|e| from_js(&e, op))?;
-        // A plain value or any thenable: `Promise.resolve` adopts it.
-        let promise = match returned.dyn_into::<Promise>() {
-            Ok(p) => p,
-            Err(v) => Promise::resolve(&v),
-        };
-        JsFuture::from(promise).await.map_err(|e| from_js(&e, op))
+        // A promise, any thenable, or a plain value: JavaScript adopts it
+        // the way `await` does.
+        JsAwait::new(returned).await.map_err(|e| from_js(&e, op))
     }
 
     async fn call_key(

@@ -17,6 +17,13 @@
 //!   (once per batch) to call [`drain`] from a microtask; `drain` polls the
 //!   ready tasks and reports each finished one through the `settle` hook.
 //!
+//! * A task awaits a JavaScript promise through [`JsAwait`], not
+//!   wasm-bindgen-futures' `JsFuture`: JavaScript attaches the callbacks
+//!   (`awaitPromise`) and hands the outcome back through [`resume`], which
+//!   polls the woken task at once. So the callbacks run inside the same
+//!   `try` as every other entry into the module, and no wasm-bindgen
+//!   closure is allocated per await.
+//!
 //! The panic hook hands the panic message to JavaScript before the trap,
 //! so the error that rejects the pending promises says what went wrong.
 
@@ -33,6 +40,20 @@ use wasm_bindgen::JsCast;
 
 type TaskFuture = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 
+/// A task waiting to be polled again, with the waker that names it.
+struct Task {
+    future: TaskFuture,
+    waker: Waker,
+}
+
+/// Where a [`JsAwait`] stands.
+enum AwaitSlot {
+    /// The promise has not settled; wake this when it does.
+    Waiting(Waker),
+    /// It settled: `Ok(value)` or `Err(reason)`.
+    Done(Result<JsValue, JsValue>),
+}
+
 /// The JavaScript functions the runtime calls, given once by [`install`].
 struct Hooks {
     /// `settle(id, ok, value)`: a pending task finished.
@@ -41,6 +62,9 @@ struct Hooks {
     schedule: Function,
     /// `onPanic(message)`: called by the panic hook, just before the trap.
     on_panic: Function,
+    /// `awaitPromise(value, id)`: call `resume(id, ok, outcome)` once
+    /// `value` (a promise, a thenable or a plain value) settles.
+    await_promise: Function,
     /// `makeError(code, message, temporary, operation, key)`: a
     /// `RampartError`.
     make_error: Function,
@@ -50,7 +74,9 @@ struct Hooks {
 
 thread_local! {
     static HOOKS: OnceCell<Hooks> = const { OnceCell::new() };
-    static TASKS: RefCell<HashMap<u32, TaskFuture>> = RefCell::new(HashMap::new());
+    static TASKS: RefCell<HashMap<u32, Task>> = RefCell::new(HashMap::new());
+    static AWAITS: RefCell<HashMap<u32, AwaitSlot>> = RefCell::new(HashMap::new());
+    static NEXT_AWAIT: Cell<u32> = const { Cell::new(0) };
     static READY: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
     static SCHEDULED: Cell<bool> = const { Cell::new(false) };
     static NEXT_ID: Cell<u32> = const { Cell::new(0) };
@@ -68,6 +94,7 @@ pub fn install(
     settle: JsValue,
     schedule: JsValue,
     on_panic: JsValue,
+    await_promise: JsValue,
     make_error: JsValue,
     pending: JsValue,
 ) -> Result<(), JsValue> {
@@ -82,6 +109,7 @@ pub fn install(
         settle: function(settle, "settle")?,
         schedule: function(schedule, "schedule")?,
         on_panic: function(on_panic, "onPanic")?,
+        await_promise: function(await_promise, "awaitPromise")?,
         make_error: function(make_error, "makeError")?,
         pending,
     };
@@ -152,12 +180,12 @@ where
         )));
     }
     let id = next_id();
-    let mut task: TaskFuture = Box::pin(future);
+    let mut future: TaskFuture = Box::pin(future);
     let waker = Waker::from(Arc::new(TaskWaker(id)));
-    match task.as_mut().poll(&mut Context::from_waker(&waker)) {
+    match future.as_mut().poll(&mut Context::from_waker(&waker)) {
         Poll::Ready(result) => result,
         Poll::Pending => {
-            TASKS.with(|t| t.borrow_mut().insert(id, task));
+            TASKS.with(|t| t.borrow_mut().insert(id, Task { future, waker }));
             LAST_PENDING.set(id);
             Ok(HOOKS.with(|h| h.get().map_or(JsValue::UNDEFINED, |h| h.pending.clone())))
         }
@@ -194,8 +222,7 @@ pub fn drain() {
         let Some(mut task) = TASKS.with(|t| t.borrow_mut().remove(&id)) else {
             continue; // finished already (a late or repeated wake)
         };
-        let waker = Waker::from(Arc::new(TaskWaker(id)));
-        match task.as_mut().poll(&mut Context::from_waker(&waker)) {
+        match task.future.as_mut().poll(&mut Context::from_waker(&task.waker)) {
             Poll::Ready(result) => settle(id, result),
             Poll::Pending => {
                 TASKS.with(|t| t.borrow_mut().insert(id, task));
@@ -203,6 +230,110 @@ pub fn drain() {
         }
     }
     SCHEDULED.set(false);
+}
+
+/// Hands a task the outcome of the promise it awaits (`ok`: fulfilled
+/// with `value`; else rejected with it) and polls it at once. Called by
+/// `lib/runtime.js` from the promise's callbacks, inside a `try`.
+#[wasm_bindgen]
+pub fn resume(id: u32, ok: bool, value: JsValue) {
+    let outcome = if ok { Ok(value) } else { Err(value) };
+    let waker = AWAITS.with(|a| {
+        let mut awaits = a.borrow_mut();
+        match awaits.get_mut(&id) {
+            Some(slot @ AwaitSlot::Waiting(_)) => {
+                match std::mem::replace(slot, AwaitSlot::Done(outcome)) {
+                    AwaitSlot::Waiting(w) => Some(w),
+                    AwaitSlot::Done(_) => None,
+                }
+            }
+            // Settled twice, or the awaiting future is gone: nothing to do.
+            _ => None,
+        }
+    });
+    if let Some(waker) = waker {
+        // Poll here rather than from another microtask: mark a drain as
+        // scheduled so the wake does not ask JavaScript for one.
+        let was_scheduled = SCHEDULED.replace(true);
+        waker.wake();
+        if !was_scheduled {
+            drain();
+        }
+    }
+}
+
+/// A JavaScript promise (or thenable, or plain value) as a future,
+/// resolved through [`resume`].
+pub(crate) struct JsAwait {
+    /// The value to await until it is handed to JavaScript.
+    value: Option<JsValue>,
+    /// Its slot in `AWAITS` once registered.
+    id: Option<u32>,
+}
+
+impl JsAwait {
+    /// Awaits `value`.
+    pub(crate) fn new(value: JsValue) -> Self {
+        Self {
+            value: Some(value),
+            id: None,
+        }
+    }
+}
+
+impl Future for JsAwait {
+    type Output = Result<JsValue, JsValue>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(id) = self.id else {
+            let value = self.value.take().unwrap_or(JsValue::UNDEFINED);
+            let id = NEXT_AWAIT.with(|n| {
+                let id = n.get().wrapping_add(1);
+                n.set(id);
+                id
+            });
+            AWAITS.with(|a| {
+                a.borrow_mut()
+                    .insert(id, AwaitSlot::Waiting(cx.waker().clone()))
+            });
+            self.id = Some(id);
+            let handed = HOOKS.with(|h| {
+                h.get()
+                    .map(|h| h.await_promise.call2(&JsValue::NULL, &value, &JsValue::from(id)))
+            });
+            return match handed {
+                Some(Ok(_)) => Poll::Pending,
+                Some(Err(e)) => {
+                    AWAITS.with(|a| a.borrow_mut().remove(&id));
+                    Poll::Ready(Err(e))
+                }
+                None => {
+                    AWAITS.with(|a| a.borrow_mut().remove(&id));
+                    Poll::Ready(Err(JsValue::from_str(
+                        "the rampart runtime is not installed",
+                    )))
+                }
+            };
+        };
+        AWAITS.with(|a| {
+            let mut awaits = a.borrow_mut();
+            match awaits.remove(&id) {
+                Some(AwaitSlot::Done(outcome)) => Poll::Ready(outcome),
+                Some(AwaitSlot::Waiting(_)) | None => {
+                    awaits.insert(id, AwaitSlot::Waiting(cx.waker().clone()));
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for JsAwait {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            AWAITS.with(|a| a.borrow_mut().remove(&id));
+        }
+    }
 }
 
 /// How many tasks are waiting (for tests and leak checks).
