@@ -140,9 +140,24 @@ function sync(call) {
   }
 }
 
+const OUT_LEN = 64;
+const outPointer = wasm.outPointer();
+const wasmMemory = wasm.memory();
+let outView = new Float64Array(wasmMemory.buffer, outPointer, OUT_LEN);
+
+/**
+ * The numbers a result just wrote (src/runtime.rs `write_out`); read them
+ * at once. The view is remade when the memory grew (its old buffer is
+ * then detached, length 0).
+ */
+function out() {
+  if (outView.length === 0) outView = new Float64Array(wasmMemory.buffer, outPointer, OUT_LEN);
+  return outView;
+}
+
 /** The poison error, or null while the instance is healthy. */
 function health() {
   return poisoned;
 }
 
-module.exports = { wasm, run, sync, health, pendingCount: () => pending.size };
+module.exports = { wasm, run, sync, out, health, pendingCount: () => pending.size };

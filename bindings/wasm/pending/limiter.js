@@ -3,10 +3,10 @@
 // Decisions cross the boundary packed in one Float64Array (layout in
 // src/limiter.rs); headers are rendered by the core.
 
-const { wasm, run, sync } = require('./runtime');
+const { wasm, run, sync, out } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
-const { invalidInput } = require('./errors');
+const { RampartError, invalidInput } = require('./errors');
 
 const SOURCES = Object.freeze(['store', 'block-cache', 'fail-open', 'fail-closed', 'insurance']);
 const RENDERED = Symbol('rampart.renderedHeaders');
@@ -14,8 +14,12 @@ const INNER = Symbol('rampart.limiter');
 
 const ms = (x) => (x < 0 ? null : x);
 
-/** A Decision from the packed figures (and headers the core rendered). */
-function unpack(figures, rendered) {
+/**
+ * The Decision whose figures the core just wrote (src/limiter.rs
+ * `reply`), with the headers it rendered, if asked.
+ */
+function unpack(rendered) {
+  const figures = out();
   const n = figures[9];
   const tiers = new Array(n);
   for (let i = 0; i < n; i++) {
@@ -44,7 +48,7 @@ class Decision {
     this.blockedUntil = ms(f[7]);
     this.source = SOURCES[f[8]] ?? 'store';
     this.tiers = tiers;
-    Object.defineProperty(this, RENDERED, { value: rendered, enumerable: false });
+    this[RENDERED] = rendered;
   }
 
   /**
@@ -65,7 +69,7 @@ class Decision {
     }
     // Not what the core rendered: the same formats, from the figures.
     const { rateLimitHeaders } = require('./express');
-    const plain = { ...this, tiers: this.tiers };
+    const { [RENDERED]: _, ...plain } = this;
     return rateLimitHeaders(plain, { ...opts, style });
   }
 }
@@ -93,6 +97,14 @@ function quotasOf(o) {
   if (quotas !== undefined) return quotas;
   // The one-tier shorthand: { limit, window, burst }.
   return [{ limit: field(o, 'limit', 'options'), window: field(o, 'window', 'options'), burst: field(o, 'burst', 'options') }];
+}
+
+function badConsume(key, cost) {
+  if (typeof key !== 'string') {
+    return new RampartError('RAMPART_INVALID_KEY', `a rate-limit key must be a string, got ${typeof key}`);
+  }
+  if (typeof cost !== 'number') return invalidInput(`cost must be a number, got ${typeof cost}`);
+  return new RampartError('RAMPART_INVALID_KEY', 'a rate-limit key holds a lone UTF-16 surrogate, which has no UTF-8 form');
 }
 
 /** Rate limiting with the core's algorithms, on any Store. */
@@ -164,7 +176,13 @@ class RateLimiter {
    * counting nothing. `headerOptions` ({ headers, names, partitionKey })
    * has the core render the headers along with the decision.
    */
-  consume(key, cost, headerOptions) {
+  consume(key, cost = 1, headerOptions) {
+    if (typeof key !== 'string' || typeof cost !== 'number' || !key.isWellFormed()) {
+      return Promise.reject(badConsume(key, cost));
+    }
+    if (headerOptions === undefined) {
+      return run(() => this[INNER].consume(key, cost), () => unpack(undefined));
+    }
     let rendered;
     return run(
       () => {
@@ -174,20 +192,20 @@ class RateLimiter {
           return this[INNER].consume(key, cost);
         }
         rendered = { style, names: field(h, 'names', 'header options'), partitionKey: field(h, 'partitionKey', 'header options') };
-        return this[INNER].consume(key, cost, style, rendered.names, rendered.partitionKey);
+        return this[INNER].consumeWithHeaders(key, cost, style, rendered.names, rendered.partitionKey);
       },
-      (r) => (rendered === undefined ? unpack(r) : unpack(r[0], { ...rendered, headers: r[1] })),
+      (headers) => unpack(rendered === undefined ? undefined : { ...rendered, headers }),
     );
   }
 
   /** Whether a request of `cost` would be admitted now (counts nothing). */
   check(key, cost) {
-    return run(() => this[INNER].check(key, cost), (r) => unpack(r));
+    return run(() => this[INNER].check(key, cost), () => unpack(undefined));
   }
 
   /** Gives `amount` units back. */
   refund(key, amount) {
-    return run(() => this[INNER].refund(key, amount), (r) => unpack(r));
+    return run(() => this[INNER].refund(key, amount), () => unpack(undefined));
   }
 
   /** refund, under rate-limiter-flexible's name. */
@@ -197,12 +215,12 @@ class RateLimiter {
 
   /** Charges `amount` units without checking the limit. */
   penalty(key, amount) {
-    return run(() => this[INNER].penalty(key, amount), (r) => unpack(r));
+    return run(() => this[INNER].penalty(key, amount), () => unpack(undefined));
   }
 
   /** Blocks `key` for `durationMs` (never shortening a current block). */
   block(key, durationMs) {
-    return run(() => this[INNER].block(key, durationMs), (r) => unpack(r));
+    return run(() => this[INNER].block(key, durationMs), () => unpack(undefined));
   }
 
   /** Forgets everything about `key`. */
@@ -232,7 +250,7 @@ class RateLimiter {
         }
         return wasm.RateLimiter.consumeAll(ids, keys, costs);
       },
-      (r) => unpack(r),
+      () => unpack(undefined),
     );
   }
 }

@@ -17,7 +17,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
-use js_sys::{Array, Float64Array, Reflect};
+use js_sys::{Array, Reflect};
 use rampart::limit::{
     consume_all, presets::Presets, Algorithm, Decision, DecisionSource, HeaderOptions, HeaderStyle,
     Limiter, OnStoreError, Quota, Rule,
@@ -31,7 +31,7 @@ use crate::convert::{
     well_formed_string, MAX_SAFE_INTEGER,
 };
 use crate::error::js;
-use crate::runtime::spawn;
+use crate::runtime::{spawn, write_out};
 use crate::store::StoreHandle;
 
 type DynLimiter = Limiter<Arc<dyn Store>>;
@@ -190,11 +190,13 @@ fn opt_ms(d: Option<Duration>) -> f64 {
     d.map_or(-1.0, duration_to_millis)
 }
 
-/// A decision packed for `lib/limiter.js`.
-fn pack(d: &Decision) -> Float64Array {
+/// Writes a decision's figures where `lib/limiter.js` reads them
+/// ([`crate::runtime::write_out`]); resolves to `undefined`, or to the
+/// headers the core rendered.
+fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
     let tiers = d.tiers();
-    let mut out = Vec::with_capacity(10 + 5 * tiers.len());
-    out.extend_from_slice(&[
+    let mut out = [0.0f64; 10 + 5 * rampart::limit::MAX_TIERS];
+    out[..10].copy_from_slice(&[
         f64::from(u8::from(d.allowed)),
         d.limit as f64,
         d.remaining as f64,
@@ -207,8 +209,8 @@ fn pack(d: &Decision) -> Float64Array {
         source_index(d.source),
         tiers.len() as f64,
     ]);
-    for t in tiers {
-        out.extend_from_slice(&[
+    for (i, t) in tiers.iter().enumerate() {
+        out[10 + 5 * i..15 + 5 * i].copy_from_slice(&[
             t.limit as f64,
             t.remaining as f64,
             duration_to_millis(t.reset_after),
@@ -216,14 +218,15 @@ fn pack(d: &Decision) -> Float64Array {
             duration_to_millis(t.window),
         ]);
     }
-    Float64Array::from(&out[..])
+    write_out(&out[..10 + 5 * tiers.len()]);
+    match headers {
+        None => JsValue::UNDEFINED,
+        Some(h) => h.render(d).into(),
+    }
 }
 
-fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
-    match headers {
-        None => pack(d).into(),
-        Some(h) => Array::of2(&pack(d), &h.render(d)).into(),
-    }
+fn cost(x: f64) -> Result<u64, JsValue> {
+    integer_in(x, 1, MAX_SAFE_INTEGER as u64, "cost").map_err(js)
 }
 
 fn amount(v: &JsValue, what: &str) -> Result<u64, JsValue> {
@@ -379,19 +382,33 @@ impl RateLimiterHandle {
         self.limiter.rule().capacity() as f64
     }
 
-    /// Admits and counts a request of `cost` (default 1) units, or denies
-    /// it counting nothing. With a header style, resolves to
-    /// `[decision, headers]`, the headers rendered by the core.
-    pub fn consume(
+    /// Admits and counts a request of `cost` units, or denies it counting
+    /// nothing. `lib/limiter.js` checks that `id` is a well-formed string
+    /// and `cost` a number before calling.
+    pub fn consume(&self, id: &str, cost_units: f64) -> Result<JsValue, JsValue> {
+        let key = self.limiter.key(id).map_err(js)?;
+        let cost = cost(cost_units)?;
+        let limiter = self.limiter.clone();
+        spawn(async move {
+            let d = limiter.consume(&key, cost).await.map_err(js)?;
+            Ok(reply(&d, None))
+        })
+    }
+
+    /// [`consume`](Self::consume), resolving to the headers the core
+    /// rendered for the decision in `style` (with draft-8 `names` and
+    /// partition key `pk`).
+    #[wasm_bindgen(js_name = consumeWithHeaders)]
+    pub fn consume_with_headers(
         &self,
-        id: JsValue,
-        cost: JsValue,
+        id: &str,
+        cost_units: f64,
         style: JsValue,
         names: JsValue,
         pk: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let key = self.key(&id)?;
-        let cost = amount(&cost, "cost")?;
+        let key = self.limiter.key(id).map_err(js)?;
+        let cost = cost(cost_units)?;
         let headers = Headers::read(&style, &names, &pk)?;
         let limiter = self.limiter.clone();
         spawn(async move {

@@ -82,6 +82,37 @@ thread_local! {
     static NEXT_ID: Cell<u32> = const { Cell::new(0) };
     static LAST_PENDING: Cell<u32> = const { Cell::new(0) };
     static IN_CALLBACK: Cell<u32> = const { Cell::new(0) };
+    /// Numbers handed to JavaScript without allocating: a result writes
+    /// them here and JavaScript reads them at once through a
+    /// `Float64Array` over the module's memory (see `out` in
+    /// `lib/runtime.js`). Its address never changes.
+    static OUT: RefCell<[f64; OUT_LEN]> = const { RefCell::new([0.0; OUT_LEN]) };
+}
+
+/// How many numbers [`write_out`] holds.
+pub const OUT_LEN: usize = 64;
+
+/// Writes `values` (at most [`OUT_LEN`]; the rest is dropped) where
+/// JavaScript reads a result's numbers. The caller returns at once, so
+/// JavaScript reads them before anything else writes.
+pub(crate) fn write_out(values: &[f64]) {
+    OUT.with(|out| {
+        let mut out = out.borrow_mut();
+        let n = values.len().min(OUT_LEN);
+        out[..n].copy_from_slice(&values[..n]);
+    });
+}
+
+/// The address of the shared result numbers in the module's memory.
+#[wasm_bindgen(js_name = outPointer)]
+pub fn out_pointer() -> u32 {
+    OUT.with(|out| out.as_ptr() as usize as u32)
+}
+
+/// The module's `WebAssembly.Memory`.
+#[wasm_bindgen]
+pub fn memory() -> JsValue {
+    wasm_bindgen::memory()
 }
 
 /// Connects the runtime to `lib/runtime.js`; called once when the package
