@@ -30,6 +30,7 @@ mod codec;
 mod error;
 mod key;
 pub mod layers;
+pub mod limit;
 pub mod lock;
 mod memory;
 pub mod rt;
