@@ -2,7 +2,10 @@
 //!
 //! Stateless access tokens (JWTs) cannot be recalled; a denylist entry
 //! makes one invalid anyway, and disappears by itself when the token would
-//! have expired, so the list holds only tokens that still matter.
+//! have expired, so the list holds only tokens that still matter. The entry
+//! holds the token's expiry (decimal microseconds) and is checked against
+//! the clock as well as left to the store's TTL, so a store that keeps keys
+//! a little longer never denies a token past its expiry.
 
 use std::fmt;
 
@@ -10,6 +13,7 @@ use bytes::Bytes;
 
 use super::check_namespace;
 use super::id::digest_b64;
+use super::record::parse_num;
 use crate::{Error, Key, Result, SharedClock, Store, SystemClock, Timestamp, MAX_TTL};
 
 /// The longest token id accepted, in bytes (a whole JWT fits).
@@ -116,9 +120,8 @@ impl<S: Store> Denylist<S> {
                 "a token expiry is more than 100 years away",
             ));
         }
-        self.store
-            .set(&key, Bytes::from_static(b"1"), Some(ttl))
-            .await?;
+        let value = Bytes::from(expires_at.as_micros().to_string());
+        self.store.set(&key, value, Some(ttl)).await?;
         Ok(true)
     }
 
@@ -126,9 +129,16 @@ impl<S: Store> Denylist<S> {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an
-    /// empty or over-long token id; store errors.
+    /// empty or over-long token id; [`ErrorKind::CorruptData`](crate::ErrorKind::CorruptData)
+    /// for an entry rampart did not write; store errors.
     pub async fn is_denied(&self, token_id: &str) -> Result<bool> {
         let key = self.key(token_id)?;
-        Ok(self.store.get(&key).await?.is_some())
+        let Some(value) = self.store.get(&key).await? else {
+            return Ok(false);
+        };
+        let expires_at = parse_num(&value).ok_or_else(|| {
+            Error::corrupt("stored denylist entry is not a decimal expiry").with_key(&key)
+        })?;
+        Ok(expires_at > self.clock.now().as_micros())
     }
 }

@@ -80,7 +80,8 @@ pub use id::{
 };
 pub use refresh::{Issued, Refresh, RefreshConfig, RefreshToken, RefreshTokens, Rotated};
 
-use id::{check_user_id, user_part};
+use id::check_user_id;
+pub(crate) use id::user_part;
 use index::{IndexAction, IndexEntry, IndexOp};
 use record::{ttl_until, Body, BodyRef, Header, TakeRecord, TouchRecord, Touched, MAX_SAFE};
 
