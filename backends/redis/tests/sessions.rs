@@ -351,3 +351,18 @@ async fn server_time_end_to_end() {
         Refresh::ReuseDetected { .. }
     ));
 }
+
+fn cluster() -> &'static common::Cluster {
+    static CLUSTER: OnceLock<common::Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(common::Cluster::start)
+}
+
+/// Every session operation touches one key, so the suite runs unchanged
+/// on a 3-master Cluster (`list` reads records across slots).
+mod cluster {
+    use super::*;
+    rampart::session_suite!(Harness::new(
+        cluster().store(),
+        TimeControl::Manual(ManualClock::new(SystemClock.now()))
+    ));
+}
