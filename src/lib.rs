@@ -34,6 +34,7 @@ mod memory;
 mod pubsub;
 pub mod rt;
 mod script;
+pub mod session;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -14,6 +14,8 @@
 //! Tests keep to their own key namespace (`tk:<test>:<unique>:`), so they
 //! may share one store and run in parallel.
 
+pub mod session;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
