@@ -30,6 +30,7 @@ mod codec;
 mod error;
 mod key;
 pub mod layers;
+pub mod lock;
 mod memory;
 mod pubsub;
 pub mod rt;
