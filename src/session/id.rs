@@ -21,30 +21,7 @@ pub const SESSION_ID_BYTES: usize = 32;
 /// Characters of a [`SessionId`] or a [`SessionHandle`] (base64url, no padding).
 pub const SESSION_ID_CHARS: usize = 43;
 
-/// Compares two byte strings in constant time for a given length.
-///
-/// The time taken depends only on the lengths (public: every token of a
-/// kind has the same length), never on where the first difference lies.
-/// Every byte is visited and the accumulated difference goes through
-/// [`std::hint::black_box`], so the optimizer cannot turn the loop into an
-/// early exit.
-///
-/// ```
-/// use rampart::session::constant_time_eq;
-/// assert!(constant_time_eq(b"same secret", b"same secret"));
-/// assert!(!constant_time_eq(b"same secret", b"same secreT"));
-/// assert!(!constant_time_eq(b"short", b"longer"));
-/// ```
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    std::hint::black_box(diff) == 0
-}
+pub use crate::rt::constant_time_eq;
 
 /// base64url without padding.
 pub(crate) fn b64(bytes: &[u8]) -> String {
@@ -238,13 +215,5 @@ mod tests {
         assert!(SessionId::parse(&text).is_err());
         assert!(SessionId::parse(&"A".repeat(42)).is_err());
         assert!(SessionId::parse(&"*".repeat(43)).is_err());
-    }
-
-    #[test]
-    fn constant_time_eq_semantics() {
-        assert!(constant_time_eq(b"", b""));
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -5,7 +5,7 @@
 //! [`conformance_suite!`](crate::conformance_suite) macro expands to one
 //! `#[tokio::test]` per function, so a backend's test file is one line:
 //!
-//! ```ignore
+//! ```text
 //! rampart::conformance_suite!(rampart::testkit::Harness::manual(|clock| {
 //!     rampart::MemoryStore::builder().clock(clock).build()
 //! }));
