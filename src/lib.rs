@@ -33,8 +33,10 @@ pub mod layers;
 pub mod limit;
 pub mod lock;
 mod memory;
+mod pubsub;
 pub mod rt;
 mod script;
+pub mod session;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -46,8 +48,9 @@ pub use codec::{Codec, Json};
 pub use error::{Error, ErrorKind, Result};
 pub use key::{escape_glob, glob_match, validate_prefix, Key, MAX_KEY_LEN, SEPARATOR};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
+pub use pubsub::Hub;
 pub use script::{Arg, Script, Value};
 pub use store::{
     check_ttl, Atomic, Capabilities, Change, Cursor, KeyTtl, MaybeSend, MaybeSync, Page, Store,
-    StoreStats, Swap, UpdateFn, Updated, MAX_CAS_ATTEMPTS, MAX_TTL,
+    StoreStats, Subscription, Swap, UpdateFn, Updated, MAX_CAS_ATTEMPTS, MAX_TTL,
 };

@@ -31,7 +31,7 @@ const SWEEP_PER_INSERT: usize = 2;
 
 /// A bounded in-process store that works on every target, wasm32 included.
 ///
-/// * Expiry follows the store's [`Clock`] (pass a [`crate::ManualClock`] in
+/// * Expiry follows the store's [`crate::Clock`] (pass a [`crate::ManualClock`] in
 ///   tests): expired entries are invisible at once, and reclaimed lazily
 ///   when touched and by a small incremental sweep on every insertion.
 /// * At `max_entries`, inserting a new key first drops expired entries,
@@ -54,6 +54,7 @@ const SWEEP_PER_INSERT: usize = 2;
 /// ```
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    hub: crate::Hub,
     clock: SharedClock,
     max_entries: usize,
 }
@@ -171,7 +172,7 @@ impl Inner {
 }
 
 impl MemoryStore {
-    /// A store of at most [`DEFAULT_MAX_ENTRIES`] entries on the system clock.
+    /// A store of at most 100 000 entries on the system clock.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -249,6 +250,7 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
+            hub: crate::Hub::default(),
             clock: self.clock.unwrap_or_else(SystemClock::shared),
             max_entries: self.max_entries,
         }
@@ -259,7 +261,9 @@ impl MemoryStoreBuilder {
 #[cfg_attr(target_arch = "wasm32", async_trait(?Send))]
 impl Store for MemoryStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::IN_PROCESS
+        let mut caps = Capabilities::IN_PROCESS;
+        caps.pubsub = true;
+        caps
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
@@ -398,6 +402,15 @@ impl Store for MemoryStore {
                 Ok(Updated::new(Some(value), true, 1))
             }
         }
+    }
+
+    async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+        self.hub.publish(channel, message);
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &Key) -> Result<crate::Subscription> {
+        Ok(self.hub.subscribe(channel))
     }
 
     async fn stats(&self) -> Result<StoreStats> {

@@ -45,6 +45,14 @@ pub type UpdateFn<'a> = dyn FnMut(Option<&[u8]>) -> Change + Send + 'a;
 #[cfg(target_arch = "wasm32")]
 pub type UpdateFn<'a> = dyn FnMut(Option<&[u8]>) -> Change + 'a;
 
+/// The messages published on a channel after [`Store::subscribe`], in
+/// order; the stream ends when the store drops the subscription.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Subscription = std::pin::Pin<Box<dyn futures_util::Stream<Item = Bytes> + Send + 'static>>;
+/// The messages published on a channel after [`Store::subscribe`] (wasm).
+#[cfg(target_arch = "wasm32")]
+pub type Subscription = std::pin::Pin<Box<dyn futures_util::Stream<Item = Bytes> + 'static>>;
+
 /// The longest TTL a store accepts (100 years); use `None` for "never expires".
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
@@ -497,6 +505,31 @@ pub trait Store: MaybeSend + MaybeSync {
         Err(Error::unsupported("eval"))
     }
 
+    /// Sends `message` to every current subscriber of `channel` (in this
+    /// process and, on a shared store, in every other one).
+    ///
+    /// # Behavior
+    /// Only when `capabilities().pubsub`; otherwise
+    /// [`crate::ErrorKind::Unsupported`]. Fire-and-forget: a message with no
+    /// subscriber is dropped. Channel names follow the rules of keys.
+    async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+        let _ = (channel, message);
+        Err(Error::unsupported("publish"))
+    }
+
+    /// Receives the messages published on `channel` from now on.
+    ///
+    /// # Behavior
+    /// Only when `capabilities().pubsub`; otherwise
+    /// [`crate::ErrorKind::Unsupported`]. Delivery is at most once: a
+    /// message published while a store reconnects may be lost, so
+    /// subscribers must tolerate gaps (the two-tier cache bounds staleness
+    /// with its L1 TTL).
+    async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+        let _ = channel;
+        Err(Error::unsupported("subscribe"))
+    }
+
     /// The store's own clock, so app servers with skewed clocks agree.
     ///
     /// # Behavior
@@ -588,6 +621,12 @@ macro_rules! forward_store {
             }
             async fn eval(&self, script: &Script, keys: &[&Key], args: &[Arg]) -> Result<Value> {
                 (**self).eval(script, keys, args).await
+            }
+            async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+                (**self).publish(channel, message).await
+            }
+            async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+                (**self).subscribe(channel).await
             }
             async fn server_time(&self) -> Result<Timestamp> {
                 (**self).server_time().await

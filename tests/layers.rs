@@ -84,14 +84,20 @@ async fn fallback_switches_on_outage_and_recovers() {
     let calls = store.primary().calls.load(Ordering::SeqCst);
     // While down, the primary is not even tried.
     for _ in 0..10 {
-        assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"insurance"[..]));
+        assert_eq!(
+            store.get(&k).await.unwrap().as_deref(),
+            Some(&b"insurance"[..])
+        );
     }
     assert_eq!(store.primary().calls.load(Ordering::SeqCst), calls);
 
     // It comes back; after retry_after the next call probes it and stays.
     store.primary().down.store(false, Ordering::SeqCst);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"primary"[..]));
+    assert_eq!(
+        store.get(&k).await.unwrap().as_deref(),
+        Some(&b"primary"[..])
+    );
     assert_eq!(store.state(), FallbackState::Primary);
     assert_eq!(store.switches(), 1);
 }
@@ -120,8 +126,14 @@ async fn prefixed_namespaces_do_not_collide() {
     assert_eq!(shared.len(), 2);
     // A key that fits alone but not with the prefix is refused, typed.
     let long = Key::new("x".repeat(MAX_KEY_LEN)).unwrap();
-    assert_eq!(a.get(&long).await.unwrap_err().kind(), ErrorKind::InvalidKey);
-    assert_eq!(Prefixed::new(MemoryStore::new(), "").unwrap_err().kind(), ErrorKind::InvalidKey);
+    assert_eq!(
+        a.get(&long).await.unwrap_err().kind(),
+        ErrorKind::InvalidKey
+    );
+    assert_eq!(
+        Prefixed::new(MemoryStore::new(), "").unwrap_err().kind(),
+        ErrorKind::InvalidKey
+    );
 }
 
 #[tokio::test]
@@ -129,9 +141,14 @@ async fn corrupt_stored_values_are_typed_errors() {
     use rampart::{Codec, Json};
     let store = MemoryStore::new();
     let k = Key::new("user:1").unwrap();
-    store.set(&k, Bytes::from_static(b"\x00\xffgarbage"), None).await.unwrap();
+    store
+        .set(&k, Bytes::from_static(b"\x00\xffgarbage"), None)
+        .await
+        .unwrap();
     let raw = store.get(&k).await.unwrap().unwrap();
-    let e = Json.decode::<std::collections::HashMap<String, u32>>(&raw).unwrap_err();
+    let e = Json
+        .decode::<std::collections::HashMap<String, u32>>(&raw)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CorruptData);
     let e = store.increment(&k, 1, None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CorruptData);

@@ -8,7 +8,8 @@ use bytes::Bytes;
 
 use crate::{
     Arg, Atomic, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, Page, Result, Script,
-    SharedClock, Store, StoreStats, Swap, SystemClock, Timestamp, UpdateFn, Updated, Value,
+    SharedClock, Store, StoreStats, Subscription, Swap, SystemClock, Timestamp, UpdateFn, Updated,
+    Value,
 };
 
 /// Whether a [`Fallback`] is using its primary store.
@@ -232,6 +233,12 @@ impl<P: Store, F: Store> Store for Fallback<P, F> {
     }
     async fn eval(&self, script: &Script, keys: &[&Key], args: &[Arg]) -> Result<Value> {
         route!(self, |s| s.eval(script, keys, args).await)
+    }
+    async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+        route!(self, |s| s.publish(channel, message.clone()).await)
+    }
+    async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+        route!(self, |s| s.subscribe(channel).await)
     }
     async fn server_time(&self) -> Result<Timestamp> {
         route!(self, |s| s.server_time().await)

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::{
     Arg, Atomic, Capabilities, Cursor, Error, Key, KeyTtl, Page, Result, Script, Store, StoreStats,
-    Swap, Timestamp, UpdateFn, Updated, Value, SEPARATOR,
+    Subscription, Swap, Timestamp, UpdateFn, Updated, Value, SEPARATOR,
 };
 
 /// Puts every key under `prefix:` so several apps or components share one
@@ -165,6 +165,12 @@ impl<S: Store> Store for Prefixed<S> {
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Key> = outer.iter().collect();
         self.inner.eval(script, &refs, args).await
+    }
+    async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+        self.inner.publish(&self.outer_key(channel)?, message).await
+    }
+    async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+        self.inner.subscribe(&self.outer_key(channel)?).await
     }
     async fn server_time(&self) -> Result<Timestamp> {
         self.inner.server_time().await

@@ -34,24 +34,7 @@ pub const TOKEN_BYTES: usize = 16;
 /// Hex digits of a token as stored.
 const TOKEN_HEX: usize = TOKEN_BYTES * 2;
 
-/// Compares two byte strings in constant time for a given length.
-///
-/// The time taken depends only on the lengths (which are public: every
-/// token is [`TOKEN_BYTES`] long), never on where the first difference
-/// lies, so a caller timing release attempts learns nothing about the
-/// holder's token. Every byte is visited; the accumulated difference goes
-/// through [`std::hint::black_box`] so the optimizer cannot turn the loop
-/// into an early-exit comparison.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    std::hint::black_box(diff) == 0
-}
+pub use crate::rt::constant_time_eq;
 
 /// The secret that proves who holds a lock: 128 random bits from the
 /// operating system's CSPRNG.
@@ -305,15 +288,6 @@ pub(crate) fn state_ttl(ttl_ms: u64) -> Option<Duration> {
 mod tests {
     use super::*;
     use crate::ErrorKind;
-
-    #[test]
-    fn constant_time_eq_compares_bytes() {
-        assert!(constant_time_eq(b"", b""));
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(!constant_time_eq(b"xbc", b"abc"));
-    }
 
     #[test]
     fn token_round_trips_and_hides() {

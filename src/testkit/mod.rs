@@ -5,7 +5,7 @@
 //! [`conformance_suite!`](crate::conformance_suite) macro expands to one
 //! `#[tokio::test]` per function, so a backend's test file is one line:
 //!
-//! ```ignore
+//! ```text
 //! rampart::conformance_suite!(rampart::testkit::Harness::manual(|clock| {
 //!     rampart::MemoryStore::builder().clock(clock).build()
 //! }));
@@ -13,6 +13,8 @@
 //!
 //! Tests keep to their own key namespace (`tk:<test>:<unique>:`), so they
 //! may share one store and run in parallel.
+
+pub mod session;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -129,6 +131,7 @@ pub const TESTS: &[&str] = &[
     "scan_skips_expired",
     "invalid_keys_rejected",
     "shared_as_dyn",
+    "pubsub",
 ];
 
 /// A missing key reads as `None`, has no TTL, and deletes as `false`.
@@ -709,6 +712,37 @@ pub async fn shared_as_dyn<S: Store + 'static>(h: &Harness<S>) {
     );
 }
 
+/// Subscribers receive what is published after they subscribed, in order;
+/// a store without the capability says `Unsupported`.
+pub async fn pubsub<S: Store + 'static>(h: &Harness<S>) {
+    use futures_util::StreamExt;
+    let channel = h.key("pubsub", "events");
+    if !h.caps().pubsub {
+        let e = h.store.publish(&channel, b("x")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        return;
+    }
+    let mut first = h.store.subscribe(&channel).await.unwrap();
+    let mut second = h.store.subscribe(&channel).await.unwrap();
+    let other = h.key("pubsub", "other");
+    h.store.publish(&other, b("not for you")).await.unwrap();
+    for i in 0..3 {
+        h.store
+            .publish(&channel, Bytes::from(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    for sub in [&mut first, &mut second] {
+        for i in 0..3 {
+            let got = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .expect("a published message arrives")
+                .expect("the subscription is open");
+            assert_eq!(got, Bytes::from(format!("m{i}")));
+        }
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance test, each building its
 /// harness with `$make` (an expression evaluating to a [`Harness`]).
 ///
@@ -723,7 +757,7 @@ macro_rules! conformance_suite {
             cas_create_and_conflict cas_delete_and_ttl update_paths update_keep_ttl
             update_concurrent set_if_absent delete_if_equal expire_if_equal increment
             batch_get_delete scan_paging scan_glob_characters scan_skips_expired
-            invalid_keys_rejected shared_as_dyn);
+            invalid_keys_rejected shared_as_dyn pubsub);
     };
     (@tests $make:expr; $($name:ident)*) => {
         $(

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rampart::{
     Arg, Atomic, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, Page, Result, Script, Store,
-    StoreStats, Swap, Timestamp, UpdateFn, Updated, Value,
+    StoreStats, Subscription, Swap, Timestamp, UpdateFn, Updated, Value,
 };
 
 /// Which calls a [`FaultyStore`] fails right now; switched at run time
@@ -359,6 +359,14 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn eval(&self, script: &Script, keys: &[&Key], args: &[Arg]) -> Result<Value> {
         self.enter("eval", keys.first().map(|k| k.as_str())).await?;
         self.inner.eval(script, keys, args).await
+    }
+    async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+        self.enter("publish", Some(channel.as_str())).await?;
+        self.inner.publish(channel, message).await
+    }
+    async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+        self.enter("subscribe", Some(channel.as_str())).await?;
+        self.inner.subscribe(channel).await
     }
     async fn server_time(&self) -> Result<Timestamp> {
         self.enter("server_time", None).await?;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rampart::{
-    Arg, Atomic, Capabilities, Cursor, Key, KeyTtl, Page, Result, Script, Store, StoreStats, Swap,
-    Timestamp, UpdateFn, Updated, Value,
+    Arg, Atomic, Capabilities, Cursor, Key, KeyTtl, Page, Result, Script, Store, StoreStats,
+    Subscription, Swap, Timestamp, UpdateFn, Updated, Value,
 };
 
 mockall::mock! {
@@ -117,6 +117,8 @@ mockall::mock! {
             keys: &'l [&'k Key],
             args: &'a [Arg],
         ) -> Result<Value>;
+        async fn publish(&self, channel: &Key, message: Bytes) -> Result<()>;
+        async fn subscribe(&self, channel: &Key) -> Result<Subscription>;
         async fn server_time(&self) -> Result<Timestamp>;
         async fn stats(&self) -> Result<StoreStats>;
     }
@@ -212,6 +214,12 @@ mod tests {
         async fn eval(&self, script: &Script, keys: &[&Key], args: &[Arg]) -> Result<Value> {
             self.0.eval(script, keys, args).await
         }
+        async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+            self.0.publish(channel, message).await
+        }
+        async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+            self.0.subscribe(channel).await
+        }
         async fn server_time(&self) -> Result<Timestamp> {
             self.0.server_time().await
         }
@@ -273,6 +281,12 @@ mod tests {
         m.expect_eval()
             .times(1)
             .returning(|_, _, _| Err(mocked("eval")));
+        m.expect_publish()
+            .times(1)
+            .returning(|_, _| Err(mocked("publish")));
+        m.expect_subscribe()
+            .times(1)
+            .returning(|_| Err(mocked("subscribe")));
         m.expect_server_time()
             .times(1)
             .returning(|| Err(mocked("server_time")));
@@ -310,6 +324,11 @@ mod tests {
         assert_eq!(op(s.delete_many(&keys).await.unwrap_err()), "delete_many");
         let eval = s.eval(&SCRIPT, &[&k], &[]).await;
         assert_eq!(op(eval.unwrap_err()), "eval");
+        assert_eq!(
+            op(s.publish(&k, Bytes::new()).await.unwrap_err()),
+            "publish"
+        );
+        assert_eq!(op(s.subscribe(&k).await.err().unwrap()), "subscribe");
         assert_eq!(op(s.server_time().await.unwrap_err()), "server_time");
         assert_eq!(op(s.stats().await.unwrap_err()), "stats");
     }

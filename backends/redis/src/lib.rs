@@ -37,7 +37,7 @@ use bytes::Bytes;
 use rampart::layers::Prefixed;
 use rampart::{
     check_ttl, escape_glob, validate_prefix, Arg, Capabilities, Cursor, Error, Key, KeyTtl,
-    MemoryStore, Page, Result, Script, Store, StoreStats, Swap, Timestamp, Value,
+    MemoryStore, Page, Result, Script, Store, StoreStats, Subscription, Swap, Timestamp, Value,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -57,7 +57,9 @@ enum Conn {
 
 enum Client {
     Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    /// The Cluster, and a plain client to its first seed node for pub/sub
+    /// (classic pub/sub messages reach every node of a Cluster).
+    Cluster(Box<redis::cluster::ClusterClient>, redis::Client),
 }
 
 /// A [`Store`] on Redis or Redis Cluster.
@@ -109,14 +111,8 @@ impl RedisStore {
                 .url_for(&config.host, config.port)
                 .into_connection_info()
                 .map_err(|e| map_err(e, "connect"))?;
-            let mut redis = info.redis_settings().clone();
-            if let Some(u) = &config.username {
-                redis = redis.set_username(u);
-            }
-            if let Some(p) = &config.password {
-                redis = redis.set_password(p);
-            }
-            info = info.set_redis_settings(redis);
+            let settings = credentials(info.redis_settings().clone(), &config);
+            info = info.set_redis_settings(settings);
             Client::Single(redis::Client::open(info).map_err(|e| map_err(e, "connect"))?)
         } else {
             let nodes: Vec<String> = config
@@ -137,7 +133,20 @@ impl RedisStore {
             if let Some(p) = &config.password {
                 b = b.password(p);
             }
-            Client::Cluster(b.build().map_err(|e| map_err(e, "connect"))?)
+            let (h, p) = config.cluster_nodes[0]
+                .rsplit_once(':')
+                .unwrap_or((&config.cluster_nodes[0], "6379"));
+            let mut info = config
+                .url_for(h, p.parse().unwrap_or(6379))
+                .into_connection_info()
+                .map_err(|e| map_err(e, "connect"))?;
+            let settings = credentials(info.redis_settings().clone(), &config);
+            info = info.set_redis_settings(settings);
+            let seed = redis::Client::open(info).map_err(|e| map_err(e, "connect"))?;
+            Client::Cluster(
+                Box::new(b.build().map_err(|e| map_err(e, "connect"))?),
+                seed,
+            )
         };
         Ok(Self {
             config,
@@ -170,7 +179,7 @@ impl RedisStore {
                         .map(Conn::Single)
                         .map_err(|e| map_err(e, "connect"))
                 }
-                Client::Cluster(client) => {
+                Client::Cluster(client, _) => {
                     match tokio::time::timeout(
                         self.config.connect_timeout,
                         client.get_async_connection(),
@@ -327,6 +336,19 @@ impl RedisStore {
 
 const NOSCRIPT: &str = "the script is not cached on the server (NOSCRIPT)";
 
+fn credentials(
+    mut redis: redis::RedisConnectionInfo,
+    config: &RedisConfig,
+) -> redis::RedisConnectionInfo {
+    if let Some(u) = &config.username {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = &config.password {
+        redis = redis.set_password(p);
+    }
+    redis
+}
+
 /// Maps a redis-rs error to rampart's, keeping it as the source.
 fn map_err(e: redis::RedisError, op: &'static str) -> Error {
     use redis::ServerErrorKind as S;
@@ -416,10 +438,7 @@ fn key_err(e: Error, key: &Key) -> Error {
 #[async_trait]
 impl Store for RedisStore {
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::REDIS;
-        // Pub/sub arrives with the two-tier cache; until then, say no.
-        caps.pubsub = false;
-        caps
+        Capabilities::REDIS
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
@@ -520,7 +539,7 @@ impl Store for RedisStore {
             .arg(count);
         let (masters, node) = match &self.client {
             Client::Single(_) => (Vec::new(), None),
-            Client::Cluster(_) => {
+            Client::Cluster(..) => {
                 let masters = self.masters().await?;
                 let node = masters.get(node_index).cloned().ok_or_else(|| {
                     Error::invalid_input("scan cursor names an unknown Cluster node")
@@ -548,9 +567,9 @@ impl Store for RedisStore {
         let next = match (&self.client, next_raw.as_str()) {
             (Client::Single(_), "0") => None,
             (Client::Single(_), c) => Some(Cursor::from_raw(c)),
-            (Client::Cluster(_), "0") if node_index + 1 >= masters.len() => None,
-            (Client::Cluster(_), "0") => Some(Cursor::from_raw(format!("{}:0", node_index + 1))),
-            (Client::Cluster(_), c) => Some(Cursor::from_raw(format!("{node_index}:{c}"))),
+            (Client::Cluster(..), "0") if node_index + 1 >= masters.len() => None,
+            (Client::Cluster(..), "0") => Some(Cursor::from_raw(format!("{}:0", node_index + 1))),
+            (Client::Cluster(..), c) => Some(Cursor::from_raw(format!("{node_index}:{c}"))),
         };
         Ok(Page { keys, next })
     }
@@ -652,6 +671,47 @@ impl Store for RedisStore {
             Some(k) => reply.map_err(|e| key_err(e, k)),
             None => reply,
         }
+    }
+
+    async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel.as_bytes()).arg(&message[..]);
+        self.query("publish", &cmd)
+            .await
+            .map(drop)
+            .map_err(|e| key_err(e, channel))
+    }
+
+    /// A dedicated connection per subscription; the stream ends if that
+    /// connection drops (delivery is at most once, as the trait says).
+    async fn subscribe(&self, channel: &Key) -> Result<Subscription> {
+        use futures_util::StreamExt;
+        let client = match &self.client {
+            Client::Single(c) => c.clone(),
+            Client::Cluster(_, c) => c.clone(),
+        };
+        let subscribe = async {
+            let mut pubsub = client
+                .get_async_pubsub()
+                .await
+                .map_err(|e| map_err(e, "subscribe"))?;
+            pubsub
+                .subscribe(channel.as_bytes())
+                .await
+                .map_err(|e| map_err(e, "subscribe"))?;
+            Ok::<_, Error>(pubsub)
+        };
+        let pubsub = match tokio::time::timeout(self.config.connect_timeout, subscribe).await {
+            Ok(r) => r.map_err(|e| key_err(e, channel))?,
+            Err(_) => {
+                return Err(Error::timeout("subscribing timed out")
+                    .with_operation("subscribe")
+                    .with_key(channel))
+            }
+        };
+        Ok(Box::pin(pubsub.into_on_message().map(|msg| {
+            Bytes::copy_from_slice(msg.get_payload_bytes())
+        })))
     }
 
     async fn server_time(&self) -> Result<Timestamp> {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -132,7 +132,7 @@ impl Server {
     }
 }
 
-fn spawn(port: u16, dir: &PathBuf, extra: &[String]) -> Child {
+fn spawn(port: u16, dir: &Path, extra: &[String]) -> Child {
     let child = Command::new(redis_server_bin())
         .args([
             "--port",
