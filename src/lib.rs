@@ -30,10 +30,13 @@ mod codec;
 mod error;
 mod key;
 pub mod layers;
+pub mod limit;
+pub mod lock;
 mod memory;
 mod pubsub;
 pub mod rt;
 mod script;
+pub mod session;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

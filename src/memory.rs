@@ -31,7 +31,7 @@ const SWEEP_PER_INSERT: usize = 2;
 
 /// A bounded in-process store that works on every target, wasm32 included.
 ///
-/// * Expiry follows the store's [`Clock`] (pass a [`crate::ManualClock`] in
+/// * Expiry follows the store's [`crate::Clock`] (pass a [`crate::ManualClock`] in
 ///   tests): expired entries are invisible at once, and reclaimed lazily
 ///   when touched and by a small incremental sweep on every insertion.
 /// * At `max_entries`, inserting a new key first drops expired entries,
@@ -172,7 +172,7 @@ impl Inner {
 }
 
 impl MemoryStore {
-    /// A store of at most [`DEFAULT_MAX_ENTRIES`] entries on the system clock.
+    /// A store of at most 100 000 entries on the system clock.
     pub fn new() -> Self {
         Self::builder().build()
     }

@@ -58,9 +58,40 @@ pub fn random_u64() -> Result<u64> {
     Ok(u64::from_le_bytes(random_bytes::<8>()?))
 }
 
+/// Compares two secrets (tokens, token hashes) in time that depends only on
+/// their lengths, never on where they first differ, so a timing attacker
+/// learns nothing about a stored secret from how fast a guess is refused.
+///
+/// ```
+/// use rampart::rt::constant_time_eq;
+/// assert!(constant_time_eq(b"same secret", b"same secret"));
+/// assert!(!constant_time_eq(b"same secret", b"same secreT"));
+/// assert!(!constant_time_eq(b"short", b"longer"));
+/// ```
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    // Keeps the optimizer from turning the loop into an early exit.
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_bytes() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"xbc", b"abc"));
+    }
 
     #[test]
     fn random_bytes_differ() {

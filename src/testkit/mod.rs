@@ -5,7 +5,7 @@
 //! [`conformance_suite!`](crate::conformance_suite) macro expands to one
 //! `#[tokio::test]` per function, so a backend's test file is one line:
 //!
-//! ```ignore
+//! ```text
 //! rampart::conformance_suite!(rampart::testkit::Harness::manual(|clock| {
 //!     rampart::MemoryStore::builder().clock(clock).build()
 //! }));
@@ -13,6 +13,8 @@
 //!
 //! Tests keep to their own key namespace (`tk:<test>:<unique>:`), so they
 //! may share one store and run in parallel.
+
+pub mod session;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,580 @@
+//! The decision flow every algorithm shares, its Lua twin, and the
+//! [`LimitOp`] that runs it as one [`AtomicOp`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::state::{MAX_NOW_US, MAX_SPAN_US};
+use super::{
+    fixed_window::FixedWindow, sliding_counter::SlidingCounter, sliding_log::SlidingLog,
+    token_bucket::TokenBucket, Algorithm, Decision, DecisionSource, Rule, MAX_TIERS,
+};
+use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
+
+/// What a [`LimitOp`] does to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Charge `amount` if every tier admits it; otherwise charge nothing
+    /// (and start the rule's block, if it has one).
+    Consume,
+    /// Say whether `amount` would be admitted; never writes.
+    Check,
+    /// Give `amount` back (the newest units of a log first).
+    Refund,
+    /// Charge `amount` without checking (it may push the key over its limit).
+    Penalty,
+    /// Block the key for `amount` microseconds (extending, never shortening,
+    /// a current block).
+    Block,
+}
+
+impl Operation {
+    /// The code the Lua twins read from `ARGV[1]`.
+    pub fn code(self) -> i64 {
+        match self {
+            Operation::Consume => 1,
+            Operation::Check => 2,
+            Operation::Refund => 3,
+            Operation::Penalty => 4,
+            Operation::Block => 5,
+        }
+    }
+}
+
+/// One tier's figures after a decision, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TierRaw {
+    pub(crate) remaining: u64,
+    pub(crate) reset_after: u64,
+    /// 0 when the tier admits the request.
+    pub(crate) retry_after: u64,
+}
+
+/// A decision as both faces compute it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Raw {
+    pub(crate) allowed: bool,
+    pub(crate) now: u64,
+    /// 0 when not blocked.
+    pub(crate) blocked_until: u64,
+    pub(crate) tiers: [TierRaw; MAX_TIERS],
+}
+
+/// One algorithm's state and steps. Its Lua twin defines functions of the
+/// same names; `driver.lua` is [`decide`] line by line.
+pub(crate) trait Engine: Sized {
+    /// A state for a missing key.
+    fn fresh(rule: &Rule) -> Self;
+    /// `blocked_until` and the state from a stored value (fresh when the
+    /// value was written for another number of tiers).
+    fn load(rule: &Rule, raw: &[u8]) -> Result<(u64, Self)>;
+    /// Brings the state to `now`: rolls windows, drops expired entries,
+    /// lets buckets refill.
+    fn normalize(&mut self, rule: &Rule, now: u64);
+    /// 0 if tier `i` admits `cost` now, else how long until it would.
+    fn fits(&self, rule: &Rule, i: usize, now: u64, cost: u64) -> u64;
+    /// Charges `cost` on every tier.
+    fn charge(&mut self, rule: &Rule, now: u64, cost: u64);
+    /// Gives back `amount` on every tier (`undo_at`: the time of the charge
+    /// being undone, or 0).
+    fn uncharge(&mut self, rule: &Rule, now: u64, amount: u64, undo_at: u64);
+    /// Charges `amount` on every tier without checking.
+    fn penalize(&mut self, rule: &Rule, now: u64, amount: u64);
+    /// Tier `i`'s remaining units and time until it is full again.
+    fn report(&self, rule: &Rule, i: usize, now: u64) -> (u64, u64);
+    /// How long the state matters (0 = it is the same as a missing key).
+    fn ttl(&self, rule: &Rule, now: u64) -> u64;
+    /// The stored form.
+    fn encode(&self, rule: &Rule, blocked_until: u64) -> Bytes;
+}
+
+/// The shared decision flow (the Rust face; `driver.lua` is its twin).
+fn decide<E: Engine>(
+    rule: &Rule,
+    state: Option<&[u8]>,
+    now: u64,
+    op: Operation,
+    amount: u64,
+    undo_at: u64,
+) -> Result<(Change, Raw)> {
+    let (blocked, mut s) = match state {
+        None => (0, E::fresh(rule)),
+        Some(raw) => E::load(rule, raw)?,
+    };
+    let mut blocked = if blocked > now { blocked } else { 0 };
+    s.normalize(rule, now);
+    let n = rule.tiers().len();
+    let mut raw = Raw {
+        now,
+        ..Raw::default()
+    };
+    let mut write = false;
+    match op {
+        Operation::Consume | Operation::Check => {
+            let mut all = true;
+            for i in 0..n {
+                let r = s.fits(rule, i, now, amount);
+                raw.tiers[i].retry_after = r;
+                all &= r == 0;
+            }
+            if blocked == 0 && all {
+                raw.allowed = true;
+                if op == Operation::Consume {
+                    s.charge(rule, now, amount);
+                    write = true;
+                }
+            } else if blocked == 0 && op == Operation::Consume && rule.block_us() > 0 {
+                blocked = now + rule.block_us();
+                write = true;
+            }
+        }
+        Operation::Refund | Operation::Penalty | Operation::Block => {
+            match op {
+                Operation::Refund => s.uncharge(rule, now, amount, undo_at),
+                Operation::Penalty => s.penalize(rule, now, amount),
+                _ => blocked = blocked.max(now + amount),
+            }
+            write = true;
+            let mut all = true;
+            for i in 0..n {
+                let r = s.fits(rule, i, now, 1);
+                raw.tiers[i].retry_after = r;
+                all &= r == 0;
+            }
+            raw.allowed = blocked == 0 && all;
+        }
+    }
+    for i in 0..n {
+        let (remaining, reset_after) = s.report(rule, i, now);
+        raw.tiers[i].remaining = remaining;
+        raw.tiers[i].reset_after = reset_after;
+    }
+    raw.blocked_until = blocked;
+    let change = if write {
+        let ttl = s
+            .ttl(rule, now)
+            .max(blocked.saturating_sub(now))
+            .min(MAX_SPAN_US);
+        if ttl > 0 {
+            Change::Set {
+                value: s.encode(rule, blocked),
+                ttl: Some(Duration::from_micros(ttl)),
+            }
+        } else if state.is_some() {
+            Change::Remove
+        } else {
+            Change::Keep
+        }
+    } else {
+        Change::Keep
+    };
+    Ok((change, raw))
+}
+
+/// The Lua twins, one per algorithm: a shared prelude (arguments, state
+/// parsing), the algorithm's steps, and the shared decision flow.
+///
+/// `KEYS[1]` is the key. `ARGV`: operation code ([`Operation::code`]),
+/// amount, `now` in µs (empty: read `TIME`), block duration in µs, the
+/// time of the charge being undone (0: none), the number of tiers, then
+/// three integers per tier. The reply is an array of integers: allowed
+/// (0/1), `now`, blocked-until (0: not blocked), then remaining,
+/// reset-after and retry-after (µs, 0: admits) per tier.
+pub mod scripts {
+    use crate::Script;
+
+    /// The token bucket's Lua twin.
+    pub static TOKEN_BUCKET: Script = Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("token_bucket.lua"),
+        include_str!("driver.lua")
+    ));
+    /// The sliding window log's Lua twin.
+    pub static SLIDING_LOG: Script = Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("sliding_log.lua"),
+        include_str!("driver.lua")
+    ));
+    /// The sliding window counter's Lua twin.
+    pub static SLIDING_WINDOW: Script = Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("sliding_counter.lua"),
+        include_str!("driver.lua")
+    ));
+    /// The fixed window's Lua twin.
+    pub static FIXED_WINDOW: Script = Script::new(concat!(
+        include_str!("prelude.lua"),
+        include_str!("fixed_window.lua"),
+        include_str!("driver.lua")
+    ));
+}
+
+/// One rate-limit step on one key, as an [`AtomicOp`]: the pure face runs
+/// through [`crate::Store::update`], the Lua twin in one script call.
+///
+/// [`crate::limit::Limiter`] builds these; they are public so backends and
+/// differential tests can run both faces.
+///
+/// ```
+/// use rampart::limit::{LimitOp, Operation, Quota, Rule};
+/// use rampart::{AtomicOp, Change, Timestamp};
+/// let rule = Rule::token_bucket(Quota::per_second(10))?;
+/// let op = LimitOp::new(&rule, Operation::Consume, 1)?;
+/// let (change, decision) = op.apply(None, Timestamp::from_secs(1_000))?;
+/// assert!(decision.allowed);
+/// assert_eq!(decision.remaining, 9);
+/// assert!(matches!(change, Change::Set { .. }));
+/// # Ok::<(), rampart::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct LimitOp<'a> {
+    rule: &'a Rule,
+    op: Operation,
+    amount: u64,
+    undo_at: u64,
+}
+
+impl<'a> LimitOp<'a> {
+    /// `op` with `amount` (a cost, units to refund or charge, or for
+    /// [`Operation::Block`] microseconds), checked against the rule:
+    /// [`crate::ErrorKind::InvalidInput`] for 0, for a cost above
+    /// [`Rule::capacity`], or for an amount too large to count.
+    pub fn new(rule: &'a Rule, op: Operation, amount: u64) -> Result<Self> {
+        let max = match op {
+            Operation::Consume | Operation::Check => rule.capacity(),
+            Operation::Refund | Operation::Penalty => rule.max_amount(),
+            Operation::Block => MAX_SPAN_US,
+        };
+        if amount == 0 {
+            return Err(Error::invalid_input(match op {
+                Operation::Consume | Operation::Check => {
+                    "a request costs at least 1 (use check to look without consuming)"
+                }
+                Operation::Block => "a block lasts at least 1 µs",
+                _ => "an amount is at least 1",
+            }));
+        }
+        if amount > max {
+            return Err(Error::invalid_input(match op {
+                Operation::Consume | Operation::Check => format!(
+                    "a cost of {amount} is more than this rule's capacity of {max}: the request could never pass"
+                ),
+                Operation::Block => "a block lasts at most 100 years".to_owned(),
+                _ => format!("an amount of {amount} is more than the maximum of {max}"),
+            }));
+        }
+        Ok(Self {
+            rule,
+            op,
+            amount,
+            undo_at: 0,
+        })
+    }
+
+    /// A refund of the charge made at `at` (what [`super::consume_all`]
+    /// rolls back): a log removes that charge's own entry first.
+    pub(crate) fn undo(rule: &'a Rule, amount: u64, at: Timestamp) -> Result<Self> {
+        let mut op = Self::new(rule, Operation::Refund, amount)?;
+        op.undo_at = at.as_micros();
+        Ok(op)
+    }
+
+    /// The operation.
+    pub fn operation(&self) -> Operation {
+        self.op
+    }
+}
+
+impl AtomicOp for LimitOp<'_> {
+    type Output = Decision;
+
+    fn script(&self) -> &'static Script {
+        match self.rule.algorithm() {
+            Algorithm::TokenBucket => &scripts::TOKEN_BUCKET,
+            Algorithm::SlidingLog => &scripts::SLIDING_LOG,
+            Algorithm::SlidingWindow => &scripts::SLIDING_WINDOW,
+            Algorithm::FixedWindow => &scripts::FIXED_WINDOW,
+        }
+    }
+
+    fn apply(&self, state: Option<&[u8]>, now: Timestamp) -> Result<(Change, Decision)> {
+        let now = now.as_micros();
+        if now > MAX_NOW_US {
+            return Err(Error::invalid_input(
+                "the clock reads after the year 2112, beyond what rate limits count",
+            ));
+        }
+        let (r, op, amount, undo) = (self.rule, self.op, self.amount, self.undo_at);
+        let (change, raw) = match r.algorithm() {
+            Algorithm::TokenBucket => decide::<TokenBucket>(r, state, now, op, amount, undo),
+            Algorithm::SlidingLog => decide::<SlidingLog>(r, state, now, op, amount, undo),
+            Algorithm::SlidingWindow => decide::<SlidingCounter>(r, state, now, op, amount, undo),
+            Algorithm::FixedWindow => decide::<FixedWindow>(r, state, now, op, amount, undo),
+        }?;
+        Ok((change, Decision::from_raw(r, &raw, DecisionSource::Store)))
+    }
+
+    fn script_args(&self, now: Option<Timestamp>) -> Vec<Arg> {
+        let tiers = self.rule.tiers();
+        let mut args = Vec::with_capacity(6 + 3 * tiers.len());
+        args.push(Arg::Int(self.op.code()));
+        args.push(Arg::from(self.amount));
+        args.push(match now {
+            Some(t) => Arg::from(t.as_micros()),
+            None => Arg::Str(String::new()),
+        });
+        args.push(Arg::from(self.rule.block_us()));
+        args.push(Arg::from(self.undo_at));
+        args.push(Arg::from(tiers.len() as u64));
+        for t in tiers {
+            args.push(Arg::from(t.a));
+            args.push(Arg::from(t.b));
+            args.push(Arg::from(t.c));
+        }
+        args
+    }
+
+    fn decode_reply(&self, reply: Value) -> Result<Decision> {
+        let items = reply.into_array()?;
+        let n = self.rule.tiers().len();
+        if items.len() != 3 + 3 * n {
+            return Err(Error::backend(format!(
+                "rate-limit script replied {} values, expected {}",
+                items.len(),
+                3 + 3 * n
+            )));
+        }
+        let mut ints = [0u64; 3 + 3 * MAX_TIERS];
+        for (slot, item) in ints.iter_mut().zip(&items) {
+            *slot = u64::try_from(item.as_int()?)
+                .map_err(|_| Error::backend("rate-limit script replied a negative value"))?;
+        }
+        let mut raw = Raw {
+            allowed: ints[0] == 1,
+            now: ints[1],
+            blocked_until: ints[2],
+            ..Raw::default()
+        };
+        for i in 0..n {
+            raw.tiers[i] = super::engine::TierRaw {
+                remaining: ints[3 + 3 * i],
+                reset_after: ints[4 + 3 * i],
+                retry_after: ints[5 + 3 * i],
+            };
+        }
+        Ok(Decision::from_raw(self.rule, &raw, DecisionSource::Store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::Quota;
+
+    #[test]
+    fn script_args_and_reply() {
+        let rule = Rule::builder(Algorithm::FixedWindow)
+            .quota(Quota::per_second(5))
+            .block_for(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let op = LimitOp::new(&rule, Operation::Consume, 2).unwrap();
+        assert_eq!(
+            op.script_args(Some(Timestamp::from_micros(7))),
+            vec![
+                Arg::Int(1),
+                Arg::Int(2),
+                Arg::Int(7),
+                Arg::Int(2_000_000),
+                Arg::Int(0),
+                Arg::Int(1),
+                Arg::Int(5),
+                Arg::Int(1_000_000),
+                Arg::Int(0)
+            ]
+        );
+        assert_eq!(op.script_args(None)[2], Arg::Str(String::new()));
+        let reply = Value::Array([1, 10, 0, 3, 900, 0].into_iter().map(Value::Int).collect());
+        let d = op.decode_reply(reply).unwrap();
+        assert!(d.allowed);
+        assert_eq!(
+            (d.remaining, d.reset_after),
+            (3, Duration::from_micros(900))
+        );
+        assert!(op.decode_reply(Value::Array(vec![Value::Int(1)])).is_err());
+        assert!(op
+            .decode_reply(Value::Array(
+                [1, -1, 0, 3, 900, 0].into_iter().map(Value::Int).collect()
+            ))
+            .is_err());
+    }
+
+    #[test]
+    fn amounts_are_checked() {
+        let rule = Rule::token_bucket(Quota::per_second(5)).unwrap();
+        for (op, amount) in [
+            (Operation::Consume, 0),
+            (Operation::Consume, 6),
+            (Operation::Check, 6),
+            (Operation::Refund, 0),
+            (Operation::Penalty, u64::MAX),
+            (Operation::Block, 0),
+            (Operation::Block, u64::MAX),
+        ] {
+            let e = LimitOp::new(&rule, op, amount).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{op:?} {amount}");
+        }
+        let op = LimitOp::new(&rule, Operation::Consume, 5).unwrap();
+        let e = op
+            .apply(None, Timestamp::from_micros(u64::MAX))
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+    }
+
+    /// Applies `op` to `state` at `now` (µs), keeping the new state.
+    fn step(
+        rule: &Rule,
+        state: &mut Option<Bytes>,
+        op: Operation,
+        amount: u64,
+        now: u64,
+    ) -> Decision {
+        let lop = LimitOp::new(rule, op, amount).unwrap();
+        let (change, d) = lop
+            .apply(state.as_deref(), Timestamp::from_micros(now))
+            .unwrap();
+        match change {
+            Change::Set { value, ttl } => {
+                assert!(ttl.is_some_and(|t| t > Duration::ZERO));
+                *state = Some(value);
+            }
+            Change::Remove => *state = None,
+            Change::Keep => {}
+            Change::SetKeepTtl(_) => panic!("limits always set a TTL"),
+        }
+        d
+    }
+
+    const ALL: [Algorithm; 4] = [
+        Algorithm::TokenBucket,
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+    ];
+
+    #[test]
+    fn a_clock_going_back_never_admits_more() {
+        for alg in ALL {
+            let rule = Rule::builder(alg)
+                .quota(Quota::per_second(3))
+                .build()
+                .unwrap();
+            let t = 1_000_000_000_000;
+            let mut s = None;
+            for _ in 0..3 {
+                assert!(step(&rule, &mut s, Operation::Consume, 1, t).allowed);
+            }
+            assert!(!step(&rule, &mut s, Operation::Consume, 1, t).allowed);
+            // An earlier clock (a step back, another server) is still denied.
+            for back in [1, 500_000, 1_000_000, 5_000_000, 3_600_000_000] {
+                let d = step(&rule, &mut s, Operation::Consume, 1, t - back);
+                assert!(!d.allowed, "{alg:?} admitted {back} µs in the past");
+                assert!(d.retry_after.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn a_rollback_removes_its_own_log_entry() {
+        let z = |v: u64| format!("{v:016}");
+        let rule = Rule::sliding_log(Quota::per_second(5)).unwrap();
+        let mut s = None;
+        step(&rule, &mut s, Operation::Consume, 2, 1_000_000);
+        step(&rule, &mut s, Operation::Consume, 1, 1_500_000);
+        let log = |recs: &[(u64, u64)]| {
+            let mut v = format!("sl1:{}{}", z(0), z(0));
+            for &(ts, cum) in recs {
+                v += &(z(ts) + &z(cum));
+            }
+            v
+        };
+        assert_eq!(
+            s.as_deref(),
+            Some(log(&[(1_000_000, 2), (1_500_000, 3)]).as_bytes())
+        );
+        let undo = LimitOp::undo(&rule, 1, Timestamp::from_micros(1_000_000)).unwrap();
+        let (change, d) = undo
+            .apply(s.as_deref(), Timestamp::from_micros(1_600_000))
+            .unwrap();
+        assert_eq!(d.remaining, 3);
+        let Change::Set { value, .. } = change else {
+            panic!("a refund writes")
+        };
+        // The charge at 1.0 s lost a unit; the one at 1.5 s is untouched.
+        assert_eq!(
+            &value[..],
+            log(&[(1_000_000, 1), (1_500_000, 2)]).as_bytes()
+        );
+        // A plain refund takes the newest units.
+        let mut s = Some(value);
+        step(&rule, &mut s, Operation::Refund, 1, 1_600_000);
+        assert_eq!(s.as_deref(), Some(log(&[(1_000_000, 1)]).as_bytes()));
+        // Pruning moves the total of dropped records into the base.
+        step(&rule, &mut s, Operation::Consume, 1, 2_100_000);
+        assert_eq!(
+            s.as_deref(),
+            Some(format!("sl1:{}{}{}{}", z(0), z(1), z(2_100_000), z(2)).as_bytes())
+        );
+    }
+
+    #[test]
+    fn states_of_another_shape_restart_the_count() {
+        for alg in ALL {
+            let one = Rule::builder(alg)
+                .quota(Quota::per_second(2))
+                .build()
+                .unwrap();
+            let two = Rule::builder(alg)
+                .quota(Quota::per_second(2))
+                .quota(Quota::per_minute(10))
+                .build()
+                .unwrap();
+            let mut s = None;
+            step(&one, &mut s, Operation::Consume, 2, 7_000_000);
+            step(&one, &mut s, Operation::Block, 1_000, 7_000_000);
+            // The block (the first field of every state) survives.
+            let d = step(&two, &mut s, Operation::Check, 1, 7_000_500);
+            assert!(d.is_blocked(), "{alg:?}");
+            let d = step(&two, &mut s, Operation::Consume, 1, 7_001_000);
+            if alg == Algorithm::SlidingLog {
+                // The log is shared by tiers: it keeps counting.
+                assert!(!d.allowed);
+            } else {
+                assert!(d.allowed, "{alg:?}");
+                assert_eq!(d.tier(1).unwrap().remaining, 9);
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_state_is_a_typed_error_and_writes_nothing() {
+        for alg in [
+            Algorithm::TokenBucket,
+            Algorithm::SlidingLog,
+            Algorithm::SlidingWindow,
+            Algorithm::FixedWindow,
+        ] {
+            let rule = Rule::builder(alg)
+                .quota(Quota::per_second(5))
+                .build()
+                .unwrap();
+            let op = LimitOp::new(&rule, Operation::Consume, 1).unwrap();
+            for bad in [&b"garbage"[..], b"", b"tb1:x", b"sl1:0,5", b"sl1:0,5,1,0,1"] {
+                let e = op.apply(Some(bad), Timestamp::from_secs(10)).unwrap_err();
+                assert_eq!(e.kind(), crate::ErrorKind::CorruptData, "{alg:?} {bad:?}");
+            }
+        }
+    }
+}

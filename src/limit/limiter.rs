@@ -1,0 +1,316 @@
+//! [`Limiter`]: a [`Rule`] applied to keys in a [`Store`].
+
+use std::fmt;
+use std::time::Duration;
+
+use super::engine::{LimitOp, Operation};
+use super::policy::{is_store_failure, BlockCache, OnStoreError, DEFAULT_BLOCK_CACHE};
+use super::{Decision, DecisionSource, Rule};
+use crate::{
+    duration_micros, run, Key, Result, ScriptTime, SharedClock, Store, SystemClock, Timestamp,
+};
+
+/// Applies a [`Rule`] to keys in a store: one atomic store call per
+/// decision (none when the [`BlockCache`] knows the key is blocked).
+///
+/// The limiter's clock supplies `now` to the pure face of the algorithms;
+/// give the store and the limiter the same clock (tests inject a
+/// [`crate::ManualClock`] into both). On a store with scripting the Lua
+/// twin reads the server's `TIME` instead (see [`LimiterBuilder::script_time`]).
+///
+/// ```
+/// use rampart::limit::{Limiter, Quota, Rule};
+/// use rampart::{ManualClock, MemoryStore, Timestamp};
+/// use std::time::Duration;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(Timestamp::from_secs(1_000));
+/// let store = MemoryStore::builder().clock(clock.shared()).build();
+/// let limiter = Limiter::builder(store, Rule::fixed_window(Quota::per_minute(2))?)
+///     .clock(clock.shared())
+///     .prefix("rl:login")
+///     .build()?;
+/// let key = limiter.key("alice")?;
+/// assert!(limiter.consume(&key, 1).await?.allowed);
+/// assert!(limiter.consume(&key, 1).await?.allowed);
+/// let denied = limiter.consume(&key, 1).await?;
+/// assert!(!denied.allowed);
+/// assert_eq!(denied.retry_after, Some(Duration::from_secs(20)));
+/// clock.advance(Duration::from_secs(20));
+/// assert!(limiter.consume(&key, 1).await?.allowed);
+/// # Ok::<(), rampart::Error>(()) }).unwrap();
+/// ```
+pub struct Limiter<S> {
+    store: S,
+    rule: Rule,
+    clock: SharedClock,
+    script_time: ScriptTime,
+    prefix: Option<Key>,
+    blocks: BlockCache,
+    on_error: OnStoreError,
+}
+
+/// Builds a [`Limiter`].
+pub struct LimiterBuilder<S> {
+    store: S,
+    rule: Rule,
+    clock: Option<SharedClock>,
+    script_time: ScriptTime,
+    prefix: Option<String>,
+    block_cache: usize,
+    on_error: OnStoreError,
+}
+
+impl<S: Store> LimiterBuilder<S> {
+    /// The clock that supplies `now` (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Where the Lua twin gets `now` on a scripting store (default: the
+    /// server's `TIME`; [`ScriptTime::Caller`] passes the limiter's clock).
+    pub fn script_time(mut self, t: ScriptTime) -> Self {
+        self.script_time = t;
+        self
+    }
+    /// A namespace for [`Limiter::key`] (e.g. `rl:auth`), so limiters with
+    /// different rules never share a key.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+    /// How many blocked keys the local block cache remembers (default
+    /// 10 000; 0 turns it off).
+    pub fn block_cache(mut self, capacity: usize) -> Self {
+        self.block_cache = capacity;
+        self
+    }
+    /// What a decision does when the store is unavailable (default:
+    /// [`OnStoreError::Fail`]).
+    pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
+        self.on_error = policy;
+        self
+    }
+    /// The limiter; [`crate::ErrorKind::InvalidKey`] for a bad prefix.
+    pub fn build(self) -> Result<Limiter<S>> {
+        let prefix = self.prefix.map(Key::new).transpose()?;
+        Ok(Limiter {
+            store: self.store,
+            rule: self.rule,
+            clock: self.clock.unwrap_or_else(SystemClock::shared),
+            script_time: self.script_time,
+            prefix,
+            blocks: BlockCache::new(self.block_cache),
+            on_error: self.on_error,
+        })
+    }
+}
+
+fn op_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Consume => "limit.consume",
+        Operation::Check => "limit.check",
+        Operation::Refund => "limit.refund",
+        Operation::Penalty => "limit.penalty",
+        Operation::Block => "limit.block",
+    }
+}
+
+impl<S: Store> Limiter<S> {
+    /// A limiter on the system clock, without a prefix, with a block cache,
+    /// failing when the store fails.
+    pub fn new(store: S, rule: Rule) -> Self {
+        Limiter {
+            store,
+            rule,
+            clock: SystemClock::shared(),
+            script_time: ScriptTime::Server,
+            prefix: None,
+            blocks: BlockCache::new(DEFAULT_BLOCK_CACHE),
+            on_error: OnStoreError::Fail,
+        }
+    }
+
+    /// A builder to set the clock, prefix, block cache and failure policy.
+    pub fn builder(store: S, rule: Rule) -> LimiterBuilder<S> {
+        LimiterBuilder {
+            store,
+            rule,
+            clock: None,
+            script_time: ScriptTime::Server,
+            prefix: None,
+            block_cache: DEFAULT_BLOCK_CACHE,
+            on_error: OnStoreError::Fail,
+        }
+    }
+
+    /// The key for `id` under this limiter's prefix (`prefix:id`), or `id`
+    /// itself without one. Build keys once and reuse them on hot paths.
+    pub fn key(&self, id: &str) -> Result<Key> {
+        match &self.prefix {
+            Some(p) => p.child(id),
+            None => Key::new(id),
+        }
+    }
+
+    /// Admits and counts a request of `cost` units if every tier has room;
+    /// otherwise counts nothing (and starts the rule's block, if any).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for a cost of 0 or above
+    /// [`Rule::capacity`]; [`crate::ErrorKind::CorruptData`] if the key
+    /// holds something else; store errors, unless [`OnStoreError`] says
+    /// otherwise.
+    pub async fn consume(&self, key: &Key, cost: u64) -> Result<Decision> {
+        self.decide(key, Operation::Consume, cost, None).await
+    }
+
+    /// Whether a request of `cost` would be admitted now, without counting
+    /// it or starting a block.
+    pub async fn check(&self, key: &Key, cost: u64) -> Result<Decision> {
+        self.decide(key, Operation::Check, cost, None).await
+    }
+
+    /// Gives `amount` units back (a request that turned out not to count).
+    /// The decision says whether a request of 1 would now be admitted.
+    pub async fn refund(&self, key: &Key, amount: u64) -> Result<Decision> {
+        self.decide(key, Operation::Refund, amount, None).await
+    }
+
+    /// [`refund`](Self::refund) under rate-limiter-flexible's name.
+    pub async fn reward(&self, key: &Key, amount: u64) -> Result<Decision> {
+        self.refund(key, amount).await
+    }
+
+    /// Charges `amount` units without checking the limit (a failed login
+    /// that should cost more); it may push the key over its limit.
+    pub async fn penalty(&self, key: &Key, amount: u64) -> Result<Decision> {
+        self.decide(key, Operation::Penalty, amount, None).await
+    }
+
+    /// Blocks `key` for `duration` (extending, never shortening, a current
+    /// block).
+    pub async fn block(&self, key: &Key, duration: Duration) -> Result<Decision> {
+        self.decide(key, Operation::Block, duration_micros(duration), None)
+            .await
+    }
+
+    /// Forgets everything about `key`: counts and block, here and in the
+    /// store. (Other processes' block caches keep a block until it ends.)
+    pub async fn reset(&self, key: &Key) -> Result<()> {
+        self.blocks.forget(key);
+        match self.store.delete(key).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_store_failure(&e) => match &self.on_error {
+                OnStoreError::Insurance(insurance) => insurance.delete(key).await.map(|_| ()),
+                _ => Err(e.with_operation("limit.reset").with_key(key)),
+            },
+            Err(e) => Err(e.with_operation("limit.reset").with_key(key)),
+        }
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    /// The local block cache.
+    pub fn block_cache(&self) -> &BlockCache {
+        &self.blocks
+    }
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Checks a cost without calling the store.
+    pub(crate) fn validate_cost(&self, cost: u64) -> Result<()> {
+        LimitOp::new(&self.rule, Operation::Consume, cost).map(|_| ())
+    }
+
+    /// Rolls back the charge of `amount` made at `at`.
+    pub(crate) async fn undo(&self, key: &Key, amount: u64, at: Timestamp) -> Result<Decision> {
+        self.decide(key, Operation::Refund, amount, Some(at)).await
+    }
+
+    async fn decide(
+        &self,
+        key: &Key,
+        op: Operation,
+        amount: u64,
+        undo_at: Option<Timestamp>,
+    ) -> Result<Decision> {
+        let lop = match undo_at {
+            Some(at) => LimitOp::undo(&self.rule, amount, at),
+            None => LimitOp::new(&self.rule, op, amount),
+        }
+        .map_err(|e| e.with_operation(op_name(op)).with_key(key))?;
+        let reads = matches!(op, Operation::Consume | Operation::Check);
+        if reads && !self.blocks.is_empty() {
+            let now = self.clock.now();
+            if let Some(until) = self.blocks.blocked_until(key, now) {
+                return Ok(Decision::cached_block(&self.rule, now, until));
+            }
+        }
+        let decision = match run(&self.store, key, &lop, &*self.clock, self.script_time).await {
+            Ok(d) => d,
+            Err(e) if is_store_failure(&e) => match &self.on_error {
+                OnStoreError::Fail => return Err(e.with_operation(op_name(op))),
+                OnStoreError::Allow | OnStoreError::Deny if !reads => {
+                    return Err(e.with_operation(op_name(op)))
+                }
+                OnStoreError::Allow => {
+                    return Ok(Decision::degraded(
+                        &self.rule,
+                        self.clock.now(),
+                        amount,
+                        true,
+                    ))
+                }
+                OnStoreError::Deny => {
+                    return Ok(Decision::degraded(
+                        &self.rule,
+                        self.clock.now(),
+                        amount,
+                        false,
+                    ))
+                }
+                OnStoreError::Insurance(insurance) => {
+                    let mut d = run(&**insurance, key, &lop, &*self.clock, self.script_time)
+                        .await
+                        .map_err(|e| e.with_operation(op_name(op)))?;
+                    d.source = DecisionSource::Insurance;
+                    d
+                }
+            },
+            Err(e) => return Err(e.with_operation(op_name(op))),
+        };
+        self.blocks.observe(key, &decision);
+        Ok(decision)
+    }
+}
+
+impl<S> fmt::Debug for Limiter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("rule", &self.rule)
+            .field("prefix", &self.prefix)
+            .field("script_time", &self.script_time)
+            .field("blocks", &self.blocks)
+            .field("on_error", &self.on_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> fmt::Debug for LimiterBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterBuilder")
+            .field("rule", &self.rule)
+            .field("prefix", &self.prefix)
+            .field("block_cache", &self.block_cache)
+            .field("on_error", &self.on_error)
+            .finish_non_exhaustive()
+    }
+}
