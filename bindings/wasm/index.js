@@ -7,6 +7,7 @@ const { Store, MemoryStore, ManualClock } = require('./lib/store');
 const { ioredisAdapter } = require('./lib/adapters/ioredis');
 const { nodeRedisAdapter } = require('./lib/adapters/node-redis');
 const { rateLimit, rateLimitHeaders } = require('./lib/express');
+const { RateLimiter, Decision } = require('./lib/limiter');
 const runtime = require('./lib/runtime');
 
 /** A Store over an ioredis client. */
@@ -39,5 +40,7 @@ module.exports = {
   nodeRedisStore,
   rateLimit,
   rateLimitHeaders,
+  RateLimiter,
+  Decision,
   fault,
 };

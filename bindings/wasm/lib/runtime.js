@@ -142,7 +142,7 @@ function sync(call) {
 
 const OUT_LEN = 64;
 const outPointer = wasm.outPointer();
-const wasmMemory = wasm.memory();
+const wasmMemory = wasm.wasmMemory();
 let outView = new Float64Array(wasmMemory.buffer, outPointer, OUT_LEN);
 
 /**

@@ -54,3 +54,8 @@ pub use clock::ManualClockHandle;
 pub use js_store::JsStore;
 #[cfg(target_arch = "wasm32")]
 pub use store::StoreHandle;
+
+#[cfg(target_arch = "wasm32")]
+mod limiter;
+#[cfg(target_arch = "wasm32")]
+pub use limiter::{LimiterExtras, RateLimiterHandle};

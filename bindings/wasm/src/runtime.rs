@@ -110,8 +110,8 @@ pub fn out_pointer() -> u32 {
 }
 
 /// The module's `WebAssembly.Memory`.
-#[wasm_bindgen]
-pub fn memory() -> JsValue {
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
     wasm_bindgen::memory()
 }
 
@@ -253,7 +253,11 @@ pub fn drain() {
         let Some(mut task) = TASKS.with(|t| t.borrow_mut().remove(&id)) else {
             continue; // finished already (a late or repeated wake)
         };
-        match task.future.as_mut().poll(&mut Context::from_waker(&task.waker)) {
+        match task
+            .future
+            .as_mut()
+            .poll(&mut Context::from_waker(&task.waker))
+        {
             Poll::Ready(result) => settle(id, result),
             Poll::Pending => {
                 TASKS.with(|t| t.borrow_mut().insert(id, task));
@@ -329,8 +333,10 @@ impl Future for JsAwait {
             });
             self.id = Some(id);
             let handed = HOOKS.with(|h| {
-                h.get()
-                    .map(|h| h.await_promise.call2(&JsValue::NULL, &value, &JsValue::from(id)))
+                h.get().map(|h| {
+                    h.await_promise
+                        .call2(&JsValue::NULL, &value, &JsValue::from(id))
+                })
             });
             return match handed {
                 Some(Ok(_)) => Poll::Pending,

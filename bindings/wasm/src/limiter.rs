@@ -195,6 +195,7 @@ fn opt_ms(d: Option<Duration>) -> f64 {
 /// headers the core rendered.
 fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
     let tiers = d.tiers();
+    let n = tiers.len();
     let mut out = [0.0f64; 10 + 5 * rampart::limit::MAX_TIERS];
     out[..10].copy_from_slice(&[
         f64::from(u8::from(d.allowed)),
@@ -207,9 +208,9 @@ fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
         d.blocked_until
             .map_or(-1.0, |t| t.as_micros() as f64 / 1_000.0),
         source_index(d.source),
-        tiers.len() as f64,
+        n as f64,
     ]);
-    for (i, t) in tiers.iter().enumerate() {
+    for (i, t) in tiers.enumerate() {
         out[10 + 5 * i..15 + 5 * i].copy_from_slice(&[
             t.limit as f64,
             t.remaining as f64,
@@ -218,7 +219,7 @@ fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
             duration_to_millis(t.window),
         ]);
     }
-    write_out(&out[..10 + 5 * tiers.len()]);
+    write_out(&out[..10 + 5 * n]);
     match headers {
         None => JsValue::UNDEFINED,
         Some(h) => h.render(d).into(),
