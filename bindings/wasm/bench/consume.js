@@ -6,11 +6,12 @@
 //     both on one local redis-server this script starts (free 127.0.0.1
 //     port) and stops.
 // Both sides count a fixed window with a limit no request reaches, so each
-// consume is one admitted decision. Prints ops/s (best of the rounds) and
-// the ratio. Usage: node bench/consume.js [--quick]
+// consume is one admitted decision. Prints ops/s (best and median of the
+// rounds, which alternate between the sides), Node CPU per op, and the
+// ratio of the medians. Usage: node bench/consume.js [--quick]
 //
 // Environment: BENCH_CONCURRENCY (default 64), BENCH_KEYS (1000),
-// BENCH_MEMORY_OPS (300000), BENCH_REDIS_OPS (60000), BENCH_ROUNDS (3).
+// BENCH_MEMORY_OPS (300000), BENCH_REDIS_OPS (60000), BENCH_ROUNDS (5).
 
 const Redis = require('ioredis');
 const { RateLimiterMemory, RateLimiterRedis } = require('rate-limiter-flexible');
@@ -23,11 +24,11 @@ const CONCURRENCY = env('BENCH_CONCURRENCY', 64);
 const KEYS = env('BENCH_KEYS', 1000);
 const MEMORY_OPS = env('BENCH_MEMORY_OPS', quick ? 30_000 : 300_000);
 const REDIS_OPS = env('BENCH_REDIS_OPS', quick ? 6_000 : 60_000);
-const ROUNDS = env('BENCH_ROUNDS', quick ? 1 : 3);
+const ROUNDS = env('BENCH_ROUNDS', quick ? 1 : 5);
 const POINTS = 1_000_000_000;
 const WINDOW_S = 3600;
 
-/** ops/s of `total` calls of `fn(i)`, `CONCURRENCY` in flight. */
+/** ops/s and Node CPU µs per op of `total` calls of `fn(i)`, `CONCURRENCY` in flight. */
 async function measure(fn, total) {
   let next = 0;
   const worker = async () => {
@@ -36,32 +37,40 @@ async function measure(fn, total) {
       await fn(i);
     }
   };
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return total / seconds;
+  const used = process.cpuUsage(cpu);
+  return { ops: total / seconds, cpuUs: (used.user + used.system) / total };
 }
 
-async function best(fn, total) {
-  await measure(fn, Math.min(total, 5_000)); // warm up (JIT, script cache)
-  let top = 0;
-  for (let r = 0; r < ROUNDS; r++) top = Math.max(top, await measure(fn, total));
-  return top;
-}
-
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x) => `${Math.round(x).toLocaleString('en-US')} ops/s`;
 
+/**
+ * Rounds alternate between the two sides (this machine is shared: a noisy
+ * neighbour then hurts both alike); prints the best and the median.
+ */
 async function compare(title, ours, theirs, total) {
-  // Alternate who goes first each round so neither gets a warmer machine.
-  const a = await best(ours, total);
-  const b = await best(theirs, total);
-  const a2 = await best(ours, total);
-  const rampartOps = Math.max(a, a2);
-  console.log(`${title}`);
-  console.log(`  rampart                ${fmt(rampartOps)}`);
-  console.log(`  rate-limiter-flexible  ${fmt(b)}`);
-  console.log(`  ratio                  ${(rampartOps / b).toFixed(2)}x`);
-  return { rampart: rampartOps, peer: b, ratio: rampartOps / b };
+  await measure(ours, Math.min(total, 5_000)); // warm up: JIT, script cache
+  await measure(theirs, Math.min(total, 5_000));
+  const a = [];
+  const b = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    a.push(await measure(ours, total));
+    b.push(await measure(theirs, total));
+  }
+  const line = (name, runs) =>
+    console.log(
+      `  ${name.padEnd(22)} best ${fmt(Math.max(...runs.map((x) => x.ops))).padEnd(16)} median ${fmt(median(runs.map((x) => x.ops))).padEnd(16)} ${median(runs.map((x) => x.cpuUs)).toFixed(2)} µs CPU/op`,
+    );
+  console.log(title);
+  line('rampart', a);
+  line('rate-limiter-flexible', b);
+  const ratio = median(a.map((x) => x.ops)) / median(b.map((x) => x.ops));
+  console.log(`  ratio (medians)        ${ratio.toFixed(2)}x`);
+  return { rampart: a, peer: b, ratio };
 }
 
 async function main() {
@@ -69,7 +78,7 @@ async function main() {
     console.error('bench/consume.js needs the RateLimiter binding (src/limit merged and pending/activate run)');
     process.exit(1);
   }
-  console.log(`consume: ${CONCURRENCY} in flight, ${KEYS} keys, best of ${ROUNDS} rounds, node ${process.version}`);
+  console.log(`consume: ${CONCURRENCY} in flight, ${KEYS} keys, ${ROUNDS} rounds each, node ${process.version}`);
   const key = (i) => `user${i % KEYS}`;
 
   const memory = new rampart.MemoryStore({ maxEntries: 1_000_000 });
@@ -84,10 +93,16 @@ async function main() {
   );
 
   const server = await startRedis();
-  const clientA = new Redis({ host: '127.0.0.1', port: server.port });
-  const clientB = new Redis({ host: '127.0.0.1', port: server.port, enableOfflineQueue: false });
+  // One client each, configured alike (rate-limiter-flexible recommends
+  // no offline queue), both connected before the first round.
+  const connect = async () => {
+    const c = new Redis({ host: '127.0.0.1', port: server.port, enableOfflineQueue: false, lazyConnect: true });
+    await c.connect();
+    return c;
+  };
+  const clientA = await connect();
+  const clientB = await connect();
   try {
-    await clientB.ping().catch(() => new Promise((r) => clientB.once('ready', r)));
     const overRedis = new rampart.RateLimiter({
       store: rampart.ioredisStore(clientA),
       algorithm: 'fixed-window',

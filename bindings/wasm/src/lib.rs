@@ -12,6 +12,9 @@
 //!   core's portable [`rampart::MemoryStore`] or a [`JsStore`] over a
 //!   JavaScript object implementing the store interface (the package's
 //!   ioredis and node-redis adapters, or the user's own).
+//! * `RateLimiter`: the core's [`rampart::limit::Limiter`] over any of
+//!   those stores; decisions cross the boundary as numbers in a shared
+//!   buffer, and headers are rendered by the core.
 //! * `ManualClock`: time that moves only when told to, for tests.
 //!
 //! # No panic crosses the boundary
@@ -44,6 +47,8 @@ mod error;
 #[cfg(target_arch = "wasm32")]
 mod js_store;
 #[cfg(target_arch = "wasm32")]
+mod limiter;
+#[cfg(target_arch = "wasm32")]
 pub mod runtime;
 #[cfg(target_arch = "wasm32")]
 mod store;
@@ -53,9 +58,6 @@ pub use clock::ManualClockHandle;
 #[cfg(target_arch = "wasm32")]
 pub use js_store::JsStore;
 #[cfg(target_arch = "wasm32")]
-pub use store::StoreHandle;
-
-#[cfg(target_arch = "wasm32")]
-mod limiter;
-#[cfg(target_arch = "wasm32")]
 pub use limiter::{LimiterExtras, RateLimiterHandle};
+#[cfg(target_arch = "wasm32")]
+pub use store::StoreHandle;
