@@ -8,7 +8,6 @@
 //! a panic.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,8 +55,9 @@ pub struct JsStore {
     delete_many: Option<Function>,
     stats: Option<Function>,
     /// `{ sha1, source }` objects handed to `eval`, made once per script
-    /// (keyed by SHA1, so the source crosses the boundary once).
-    scripts: RefCell<HashMap<String, JsValue>>,
+    /// (found by SHA1, so the source crosses the boundary once; a store
+    /// sees a handful of scripts, so a list beats hashing).
+    scripts: RefCell<Vec<(String, JsValue)>>,
     capabilities: Capabilities,
 }
 
@@ -165,26 +165,14 @@ fn to_value(v: &JsValue, depth: usize) -> Result<Value> {
     if depth > MAX_REPLY_DEPTH {
         return Err(Error::backend("a script reply nests too deep").with_operation("eval"));
     }
-    if v.is_null() || v.is_undefined() {
-        return Ok(Value::Nil);
-    }
-    if let Some(b) = v.as_bool() {
-        return Ok(if b { Value::Int(1) } else { Value::Nil });
-    }
+    // Most replies are integers, or arrays of them: test for a number first
+    // (each test is a call into JavaScript).
     if let Some(n) = v.as_f64() {
         if n.is_finite() && n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
             return Ok(Value::Int(n as i64));
         }
         // A RESP3 double: its text, as redis-rs gives it.
         return Ok(Value::Data(Bytes::from(n.to_string())));
-    }
-    if v.is_bigint() {
-        return i64::try_from(v.clone())
-            .map(Value::Int)
-            .map_err(|_| Error::backend("a script reply integer exceeds 64 bits"));
-    }
-    if let Some(s) = v.as_string() {
-        return Ok(Value::Data(Bytes::from(s)));
     }
     if let Some(a) = v.dyn_ref::<Uint8Array>() {
         check_value_len(a.length() as usize, "a script reply")?;
@@ -197,14 +185,24 @@ fn to_value(v: &JsValue, depth: usize) -> Result<Value> {
         }
         return Ok(Value::Array(out));
     }
+    if v.is_null() || v.is_undefined() {
+        return Ok(Value::Nil);
+    }
+    if let Some(s) = v.as_string() {
+        return Ok(Value::Data(Bytes::from(s)));
+    }
+    if let Some(b) = v.as_bool() {
+        return Ok(if b { Value::Int(1) } else { Value::Nil });
+    }
+    if v.is_bigint() {
+        return i64::try_from(v.clone())
+            .map(Value::Int)
+            .map_err(|_| Error::backend("a script reply integer exceeds 64 bits"));
+    }
     if v.is_instance_of::<js_sys::Error>() {
         return Err(from_js(v, "eval"));
     }
-    Err(bad_reply(
-        "eval",
-        "null, a number, a string, a Buffer or an array",
-        v,
-    ))
+    Err(bad_reply("eval", "null, a number, a string, a Buffer or an array", v))
 }
 
 fn arg_to_js(a: &Arg) -> JsValue {
@@ -251,7 +249,7 @@ impl JsStore {
             get_many: opt("getMany")?,
             delete_many: opt("deleteMany")?,
             stats: opt("stats")?,
-            scripts: RefCell::new(HashMap::new()),
+            scripts: RefCell::new(Vec::new()),
             capabilities: Capabilities::NONE,
             this: adapter,
         };
@@ -293,19 +291,16 @@ impl JsStore {
     }
 
     fn script_object(&self, script: &Script) -> JsValue {
-        if let Some(obj) = self.scripts.borrow().get(script.sha1()) {
+        let sha1 = script.sha1();
+        if let Some((_, obj)) = self.scripts.borrow().iter().find(|(s, _)| s == sha1) {
             return obj.clone();
         }
-        self.scripts
-            .borrow_mut()
-            .entry(script.sha1().to_owned())
-            .or_insert_with(|| {
-                let obj = js_sys::Object::new();
-                let _ = Reflect::set(&obj, &"sha1".into(), &JsValue::from_str(script.sha1()));
-                let _ = Reflect::set(&obj, &"source".into(), &JsValue::from_str(script.source()));
-                obj.into()
-            })
-            .clone()
+        let obj = js_sys::Object::new();
+        let _ = Reflect::set(&obj, &"sha1".into(), &JsValue::from_str(sha1));
+        let _ = Reflect::set(&obj, &"source".into(), &JsValue::from_str(script.source()));
+        let obj = JsValue::from(obj);
+        self.scripts.borrow_mut().push((sha1.to_owned(), obj.clone()));
+        obj
     }
 }
 

@@ -88,18 +88,21 @@ function redisAdapter(ops) {
       throw classify(e, operation);
     }
   };
-  const evalScript = async (operation, script, keys, args) => {
-    const tail = [String(keys.length), ...keys, ...args.map(arg)];
-    try {
-      return await ops.commandBuffers(['EVALSHA', script.sha1, ...tail]);
-    } catch (e) {
+  // One EVALSHA; after NOSCRIPT (a restarted server, SCRIPT FLUSH), one
+  // EVAL, which caches the script again. No async wrappers: the client's
+  // promise is returned as it is on the hot path.
+  const evalScript = (operation, script, keys, args) => {
+    const command = ['EVALSHA', script.sha1, String(keys.length)];
+    for (const k of keys) command.push(k);
+    for (const a of args) command.push(arg(a));
+    return ops.commandBuffers(command).catch((e) => {
       if (!isNoScript(e)) throw classify(e, operation);
-    }
-    try {
-      return await ops.commandBuffers(['EVAL', script.source, ...tail]);
-    } catch (e) {
-      throw classify(e, operation);
-    }
+      command[0] = 'EVAL';
+      command[1] = script.source;
+      return ops.commandBuffers(command).catch((e2) => {
+        throw classify(e2, operation);
+      });
+    });
   };
   const ms = (ttlMs) => (ttlMs === null ? '0' : String(ttlMs));
 
@@ -141,7 +144,7 @@ function redisAdapter(ops) {
       ]);
       return { keys, cursor: String(next) === '0' ? null : String(next) };
     },
-    async eval(script, keys, args) {
+    eval(script, keys, args) {
       return evalScript('eval', script, keys, args);
     },
     async publish(channel, message) {

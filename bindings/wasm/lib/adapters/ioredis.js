@@ -16,8 +16,8 @@ function ioredisAdapter(client) {
     throw new TypeError('ioredisAdapter needs an ioredis client (new Redis(...))');
   }
   return redisAdapter({
-    command: (args) => client.call(args[0], ...args.slice(1)),
-    commandBuffers: (args) => client.callBuffer(args[0], ...args.slice(1)),
+    command: (args) => client.call(...args),
+    commandBuffers: (args) => client.callBuffer(...args),
   });
 }
 
