@@ -202,7 +202,11 @@ fn to_value(v: &JsValue, depth: usize) -> Result<Value> {
     if v.is_instance_of::<js_sys::Error>() {
         return Err(from_js(v, "eval"));
     }
-    Err(bad_reply("eval", "null, a number, a string, a Buffer or an array", v))
+    Err(bad_reply(
+        "eval",
+        "null, a number, a string, a Buffer or an array",
+        v,
+    ))
 }
 
 fn arg_to_js(a: &Arg) -> JsValue {
@@ -299,7 +303,9 @@ impl JsStore {
         let _ = Reflect::set(&obj, &"sha1".into(), &JsValue::from_str(sha1));
         let _ = Reflect::set(&obj, &"source".into(), &JsValue::from_str(script.source()));
         let obj = JsValue::from(obj);
-        self.scripts.borrow_mut().push((sha1.to_owned(), obj.clone()));
+        self.scripts
+            .borrow_mut()
+            .push((sha1.to_owned(), obj.clone()));
         obj
     }
 }
