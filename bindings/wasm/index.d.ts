@@ -423,3 +423,64 @@ export declare class RateLimiter implements ConsumingLimiter<Decision> {
   block(key: string, durationMs: number): Promise<Decision>;
   reset(key: string): Promise<void>;
 }
+
+// ------------------------------------------------------------ Locks
+
+export interface LocksOptions {
+  store: Store;
+  /** Expiry follows this clock (tests); give the MemoryStore the same one. */
+  clock?: ManualClock;
+  /** Lock keys are `<prefix>:<resource>` (default `lock`). */
+  prefix?: string;
+  /** The hold of `lock()` in ms (default 30 000). */
+  ttl?: number;
+  /** Retries of `lock()` and `withLock()` (default 10). */
+  retryCount?: number;
+  /** The steady delay between attempts, ms (default 200; backoff starts at 1/16 of it). */
+  retryDelay?: number;
+  /** Up to this much random extra per attempt, ms (default 200). */
+  retryJitter?: number;
+  /** How long a lock's state (its fencing sequence) outlives the hold, ms; null: forever (default 600 000). */
+  fenceRetention?: number | null;
+  /** How often withLock's watchdog extends the lock, ms (default and maximum: ttl / 3). */
+  watchdogInterval?: number;
+  /** Where a Lua twin reads `now`: the server's TIME (default) or the caller's clock. */
+  scriptTime?: 'server' | 'caller';
+}
+
+/** A held lock. */
+export declare class Lock {
+  private constructor();
+  readonly resource: string;
+  /** The fencing token: pass it with every write to the protected resource. */
+  readonly fence: number;
+  /** The hold's secret token (hex). */
+  readonly token: string;
+  /** When the hold ends unless extended (ms since the epoch). */
+  readonly expiresAt: number;
+  /** Makes the hold end `ttl` ms from now; false if the lock is no longer ours. */
+  extend(ttl: number): Promise<boolean>;
+  /** Releases the lock; false if it had expired. */
+  release(): Promise<boolean>;
+}
+
+/** What a withLock task is given. */
+export interface LockHandle {
+  readonly fence: number;
+  readonly resource: string;
+  /** Whether the watchdog found the lock lost: stop writing when it is. */
+  isLost(): boolean;
+}
+
+/** Token-checked, fenced, auto-expiring distributed locks. */
+export declare class Locks {
+  constructor(options: LocksOptions);
+  tryAcquire(resource: string, options: { ttl: number }): Promise<Lock | null>;
+  acquire(resource: string, options: { ttl: number; wait?: number }): Promise<Lock | null>;
+  lock(resource: string): Promise<Lock | null>;
+  release(resource: string, token: string): Promise<boolean>;
+  extend(resource: string, token: string, options: { ttl: number }): Promise<boolean>;
+  isLocked(resource: string): Promise<boolean>;
+  info(resource: string): Promise<{ readonly fence: number; readonly remaining: number | null }>;
+  withLock<T>(resource: string, options: { ttl: number }, task: (lock: LockHandle) => T | Promise<T>): Promise<T>;
+}

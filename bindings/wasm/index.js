@@ -8,6 +8,7 @@ const { ioredisAdapter } = require('./lib/adapters/ioredis');
 const { nodeRedisAdapter } = require('./lib/adapters/node-redis');
 const { rateLimit, rateLimitHeaders } = require('./lib/express');
 const { RateLimiter, Decision } = require('./lib/limiter');
+const { Locks, Lock } = require('./lib/locks');
 const runtime = require('./lib/runtime');
 
 /** A Store over an ioredis client. */
@@ -42,5 +43,7 @@ module.exports = {
   rateLimitHeaders,
   RateLimiter,
   Decision,
+  Locks,
+  Lock,
   fault,
 };

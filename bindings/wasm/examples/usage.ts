@@ -6,6 +6,9 @@ import Redis from 'ioredis';
 import { createClient } from 'redis';
 import {
   type Change,
+  type Decision,
+  Locks,
+  RateLimiter,
   type RateLimitDecision,
   type StoreAdapter,
   ManualClock,
@@ -79,6 +82,32 @@ function ownAdapter(): Store {
   return Store.fromAdapter(adapter);
 }
 
+async function limitsAndLocks(store: MemoryStore): Promise<number> {
+  const limiter = new RateLimiter({
+    store,
+    algorithm: 'token-bucket',
+    quotas: [{ limit: 10, window: 1_000, burst: 20 }, { limit: 1_000, window: 3_600_000 }],
+    prefix: 'rl:api',
+    onStoreError: { insurance: new MemoryStore() },
+  });
+  const d: Decision = await limiter.consume('user:42', 2, { headers: 'draft-8', partitionKey: 'user:42' });
+  const headers: Array<[string, string]> = d.headers('draft-8', { partitionKey: 'user:42' });
+  const auth = RateLimiter.preset('auth', { store, env: { RATE_LIMIT_AUTH_POINTS: '3' } });
+  const both = await RateLimiter.consumeAll([
+    [limiter, 'user:42', 1],
+    [auth, 'user:42'],
+  ]);
+  console.log(headers, both.source, d.tiers[0]?.retryAfter ?? null, d.blockedUntil);
+
+  const locks = new Locks({ store, prefix: 'lock', fenceRetention: null });
+  const lock = await locks.tryAcquire('report', { ttl: 30_000 });
+  if (lock !== null) {
+    if (await lock.extend(60_000)) console.log('held until', lock.expiresAt, 'fence', lock.fence);
+    await lock.release();
+  }
+  return locks.withLock('billing', { ttl: 30_000 }, async (handle) => (handle.isLost() ? 0 : handle.fence));
+}
+
 function app(): express.Express {
   const limiter = {
     async consume(key: string, cost = 1): Promise<RateLimitDecision> {
@@ -109,4 +138,4 @@ declare module 'express-serve-static-core' {
   }
 }
 
-export { memory, redis, ownAdapter, app };
+export { memory, redis, ownAdapter, limitsAndLocks, app };

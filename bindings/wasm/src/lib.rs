@@ -15,6 +15,8 @@
 //! * `RateLimiter`: the core's [`rampart::limit::Limiter`] over any of
 //!   those stores; decisions cross the boundary as numbers in a shared
 //!   buffer, and headers are rendered by the core.
+//! * `Locks`: the core's distributed locks ([`rampart::lock::Locks`]):
+//!   token-checked, fenced, with the watchdog of `withLock`.
 //! * `ManualClock`: time that moves only when told to, for tests.
 //!
 //! # No panic crosses the boundary
@@ -49,6 +51,8 @@ mod js_store;
 #[cfg(target_arch = "wasm32")]
 mod limiter;
 #[cfg(target_arch = "wasm32")]
+mod locks;
+#[cfg(target_arch = "wasm32")]
 pub mod runtime;
 #[cfg(target_arch = "wasm32")]
 mod store;
@@ -59,5 +63,7 @@ pub use clock::ManualClockHandle;
 pub use js_store::JsStore;
 #[cfg(target_arch = "wasm32")]
 pub use limiter::{LimiterExtras, RateLimiterHandle};
+#[cfg(target_arch = "wasm32")]
+pub use locks::{LockHandleJs, LocksHandle};
 #[cfg(target_arch = "wasm32")]
 pub use store::StoreHandle;
