@@ -231,14 +231,10 @@ impl LocksHandle {
     ) -> Result<JsValue, JsValue> {
         let resource = resource(&resource_v)?;
         let ttl = required_ttl(&ttl_ms)?;
-        let wait = duration_from_millis(number(&wait_ms, "wait").map_err(js)?, "wait")
-            .map_err(js)?;
+        let wait =
+            duration_from_millis(number(&wait_ms, "wait").map_err(js)?, "wait").map_err(js)?;
         let locks = self.locks.clone();
-        spawn(async move {
-            Ok(held(
-                locks.acquire(&resource, ttl, wait).await.map_err(js)?,
-            ))
-        })
+        spawn(async move { Ok(held(locks.acquire(&resource, ttl, wait).await.map_err(js)?)) })
     }
 
     /// Takes the lock for the configured TTL with the configured retries.
