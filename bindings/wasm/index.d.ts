@@ -484,3 +484,81 @@ export declare class Locks {
   info(resource: string): Promise<{ readonly fence: number; readonly remaining: number | null }>;
   withLock<T>(resource: string, options: { ttl: number }, task: (lock: LockHandle) => T | Promise<T>): Promise<T>;
 }
+
+// ------------------------------------------------------------ Sessions
+
+/** Any value JSON can hold (session data is stored as JSON; say its type with the type parameter). */
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+export interface SessionsOptions {
+  store: Store;
+  /** Expiry follows this clock (tests); give the MemoryStore the same one. */
+  clock?: ManualClock;
+  /** The prefix of every session key (default `session`). */
+  namespace?: string;
+  /** Rolling expiry: a session unused this long dies, ms (default 7 days). */
+  idleTimeout?: number;
+  /** Absolute cap from creation, ms (default 30 days). */
+  maxLifetime?: number;
+  /** The user's oldest sessions beyond this end at login. */
+  maxSessionsPerUser?: number;
+  /** Renew the rolling expiry at most this often, ms (default 0: every get). */
+  touchInterval?: number;
+  /** Where a Lua twin reads `now`: the server's TIME (default) or the caller's clock. */
+  scriptTime?: 'server' | 'caller';
+}
+
+export interface SessionMeta {
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+}
+
+/** A live session (times in ms since the epoch). */
+export interface Session<T = JsonValue> {
+  /** The public handle (safe to show; the id is the secret). */
+  readonly handle: string;
+  readonly userId: string;
+  readonly data: T;
+  readonly meta: SessionMeta;
+  readonly created: number;
+  readonly lastSeen: number;
+  readonly expires: number;
+  readonly expiresAtMost: number;
+}
+
+/** One of a user's sessions, as list() returns it. */
+export type SessionInfo = Omit<Session, 'userId' | 'data'>;
+
+/** A session just created. */
+export interface NewSession {
+  /** The id to give the client (a secret; the store keeps only its hash). */
+  readonly id: string;
+  readonly handle: string;
+  readonly expires: number;
+  readonly generation: number;
+}
+
+export interface CreateSessionOptions {
+  ip?: string;
+  userAgent?: string;
+  /** Create only if the user's sessions were not revoked since this generation. */
+  generation?: number;
+}
+
+/** Server-side sessions with a per-user index, rotation and revocation. */
+export declare class Sessions {
+  constructor(options: SessionsOptions);
+  /** `data` must survive JSON.stringify (it is stored as JSON). */
+  create<T>(userId: string, data: T, options?: CreateSessionOptions): Promise<NewSession>;
+  /** `T`: the type the data was created with (it comes back through JSON.parse). */
+  get<T = JsonValue>(id: string): Promise<Session<T> | null>;
+  update<T = JsonValue>(id: string, change: (data: T) => T): Promise<Session<T> | null>;
+  destroy(id: string): Promise<boolean>;
+  rotate(id: string): Promise<string | null>;
+  destroyAll(userId: string): Promise<number>;
+  destroyOthers(userId: string, keepId: string): Promise<number>;
+  destroyHandle(userId: string, handle: string): Promise<boolean>;
+  list(userId: string): Promise<SessionInfo[]>;
+  count(userId: string): Promise<number>;
+  generation(userId: string): Promise<number>;
+}

@@ -9,6 +9,7 @@ const { nodeRedisAdapter } = require('./lib/adapters/node-redis');
 const { rateLimit, rateLimitHeaders } = require('./lib/express');
 const { RateLimiter, Decision } = require('./lib/limiter');
 const { Locks, Lock } = require('./lib/locks');
+const { Sessions } = require('./lib/sessions');
 const runtime = require('./lib/runtime');
 
 /** A Store over an ioredis client. */
@@ -45,5 +46,6 @@ module.exports = {
   Decision,
   Locks,
   Lock,
+  Sessions,
   fault,
 };

@@ -9,6 +9,8 @@ import {
   type Decision,
   Locks,
   RateLimiter,
+  Sessions,
+  type Session,
   type RateLimitDecision,
   type StoreAdapter,
   ManualClock,
@@ -108,6 +110,20 @@ async function limitsAndLocks(store: MemoryStore): Promise<number> {
   return locks.withLock('billing', { ttl: 30_000 }, async (handle) => (handle.isLost() ? 0 : handle.fence));
 }
 
+interface Cart {
+  readonly items: readonly number[];
+  readonly admin: boolean;
+}
+
+async function sessions(store: MemoryStore): Promise<Session<Cart> | null> {
+  const all = new Sessions({ store, idleTimeout: 30 * 60_000, maxLifetime: 12 * 3_600_000, maxSessionsPerUser: 5 });
+  const login = await all.create('alice', { items: [42], admin: false }, { ip: '203.0.113.7', userAgent: 'curl/8' });
+  await all.update<Cart>(login.id, (cart) => ({ ...cart, admin: true }));
+  const id = (await all.rotate(login.id)) ?? login.id;
+  for (const info of await all.list('alice')) console.log(info.handle, info.meta.ip, info.expires);
+  return all.get<Cart>(id);
+}
+
 function app(): express.Express {
   const limiter = {
     async consume(key: string, cost = 1): Promise<RateLimitDecision> {
@@ -138,4 +154,4 @@ declare module 'express-serve-static-core' {
   }
 }
 
-export { memory, redis, ownAdapter, limitsAndLocks, app };
+export { memory, redis, ownAdapter, limitsAndLocks, sessions, app };

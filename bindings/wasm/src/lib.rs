@@ -17,6 +17,9 @@
 //!   buffer, and headers are rendered by the core.
 //! * `Locks`: the core's distributed locks ([`rampart::lock::Locks`]):
 //!   token-checked, fenced, with the watchdog of `withLock`.
+//! * `Sessions`: the core's server-side sessions ([`rampart::session`]):
+//!   hashed ids, a per-user index, rolling and absolute expiry, rotation
+//!   and revocation.
 //! * `ManualClock`: time that moves only when told to, for tests.
 //!
 //! # No panic crosses the boundary
@@ -55,6 +58,8 @@ mod locks;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
 #[cfg(target_arch = "wasm32")]
+mod sessions;
+#[cfg(target_arch = "wasm32")]
 mod store;
 
 #[cfg(target_arch = "wasm32")]
@@ -65,5 +70,7 @@ pub use js_store::JsStore;
 pub use limiter::{LimiterExtras, RateLimiterHandle};
 #[cfg(target_arch = "wasm32")]
 pub use locks::{LockHandleJs, LocksHandle};
+#[cfg(target_arch = "wasm32")]
+pub use sessions::SessionsHandle;
 #[cfg(target_arch = "wasm32")]
 pub use store::StoreHandle;
