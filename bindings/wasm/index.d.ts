@@ -562,3 +562,43 @@ export declare class Sessions {
   count(userId: string): Promise<number>;
   generation(userId: string): Promise<number>;
 }
+
+export interface RefreshTokensOptions {
+  store: Store;
+  clock?: ManualClock;
+  /** The prefix of every refresh-token key (default `refresh`). */
+  namespace?: string;
+  /** A token unused this long dies, ms (default 30 days). */
+  idleTimeout?: number;
+  /** No family outlives this from its login, ms (default 90 days). */
+  maxLifetime?: number;
+  /** Issuing one more family revokes the user's oldest. */
+  maxFamiliesPerUser?: number;
+  scriptTime?: 'server' | 'caller';
+}
+
+/** What presenting a refresh token did. */
+export type RefreshOutcome =
+  | { readonly status: 'rotated'; readonly token: string; readonly userId: string; readonly expires: number; readonly generation: number }
+  /** A spent token came back: the whole family is revoked now. */
+  | { readonly status: 'reuse'; readonly userId: string }
+  | { readonly status: 'revoked' }
+  | { readonly status: 'unknown' };
+
+/** Rotating refresh-token families with reuse detection. */
+export declare class RefreshTokens {
+  constructor(options: RefreshTokensOptions);
+  issue(userId: string): Promise<{ readonly token: string; readonly family: string; readonly expires: number }>;
+  rotate(token: string): Promise<RefreshOutcome>;
+  revoke(token: string): Promise<boolean>;
+  revokeAll(userId: string): Promise<number>;
+  count(userId: string): Promise<number>;
+}
+
+/** Revoked access tokens (a JWT's jti), remembered until they expire. */
+export declare class Denylist {
+  constructor(options: { store: Store; clock?: ManualClock; namespace?: string });
+  /** Denies `tokenId` until `expiresAt` (ms since the epoch); false if it has expired already. */
+  deny(tokenId: string, expiresAt: number): Promise<boolean>;
+  isDenied(tokenId: string): Promise<boolean>;
+}

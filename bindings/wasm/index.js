@@ -9,7 +9,7 @@ const { nodeRedisAdapter } = require('./lib/adapters/node-redis');
 const { rateLimit, rateLimitHeaders } = require('./lib/express');
 const { RateLimiter, Decision } = require('./lib/limiter');
 const { Locks, Lock } = require('./lib/locks');
-const { Sessions } = require('./lib/sessions');
+const { Sessions, RefreshTokens, Denylist } = require('./lib/sessions');
 const runtime = require('./lib/runtime');
 
 /** A Store over an ioredis client. */
@@ -47,5 +47,7 @@ module.exports = {
   Locks,
   Lock,
   Sessions,
+  RefreshTokens,
+  Denylist,
   fault,
 };

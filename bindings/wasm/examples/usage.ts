@@ -10,6 +10,8 @@ import {
   Locks,
   RateLimiter,
   Sessions,
+  RefreshTokens,
+  Denylist,
   type Session,
   type RateLimitDecision,
   type StoreAdapter,
@@ -121,6 +123,14 @@ async function sessions(store: MemoryStore): Promise<Session<Cart> | null> {
   await all.update<Cart>(login.id, (cart) => ({ ...cart, admin: true }));
   const id = (await all.rotate(login.id)) ?? login.id;
   for (const info of await all.list('alice')) console.log(info.handle, info.meta.ip, info.expires);
+  const tokens = new RefreshTokens({ store, maxFamiliesPerUser: 3 });
+  const issued = await tokens.issue('alice');
+  const outcome = await tokens.rotate(issued.token);
+  if (outcome.status === 'rotated') console.log(outcome.token, outcome.generation);
+  else if (outcome.status === 'reuse') await all.destroyAll(outcome.userId);
+  const denylist = new Denylist({ store });
+  await denylist.deny('jti-1', Date.now() + 60_000);
+  console.log(await denylist.isDenied('jti-1'));
   return all.get<Cart>(id);
 }
 

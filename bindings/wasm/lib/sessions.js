@@ -120,4 +120,94 @@ class Sessions {
   }
 }
 
-module.exports = { Sessions };
+const REFRESH = Symbol('rampart.refresh');
+
+/**
+ * Refresh-token families: each rotation spends the presented token and
+ * issues the next; presenting a spent one revokes the whole family (reuse
+ * detection).
+ */
+class RefreshTokens {
+  /** @param {object} opts { store, clock?, namespace?, idleTimeout?, maxLifetime?, maxFamiliesPerUser?, scriptTime? } */
+  constructor(opts) {
+    this[REFRESH] = sync(() => {
+      const o = options(opts, 'RefreshTokens options');
+      const store = innerOf(field(o, 'store', 'options'));
+      const clock = field(o, 'clock', 'options');
+      return clock === undefined || clock === null
+        ? wasm.RefreshTokens.create(store, o)
+        : wasm.RefreshTokens.createWithClock(store, clockOf(clock), o);
+    });
+  }
+
+  /** Starts a family at login: { token (the secret), family, expires }. */
+  issue(userId) {
+    return run(() => this[REFRESH].issue(userId), ([token, family, expires]) => ({ token, family, expires }));
+  }
+
+  /**
+   * Presents `token`. { status: 'rotated', token, userId, expires,
+   * generation } authorizes new tokens; 'reuse' (with userId) means a spent
+   * token came back and the family is now revoked; 'revoked'; 'unknown'.
+   */
+  rotate(token) {
+    return run(
+      () => this[REFRESH].rotate(token),
+      (r) => {
+        switch (r[0]) {
+          case 'rotated':
+            return { status: 'rotated', token: r[1], userId: r[2], expires: r[3], generation: r[4] };
+          case 'reuse':
+            return { status: 'reuse', userId: r[1] };
+          default:
+            return { status: r[0] };
+        }
+      },
+    );
+  }
+
+  /** Revokes `token`'s family (logout); true if it was live. */
+  revoke(token) {
+    return run(() => this[REFRESH].revoke(token));
+  }
+
+  /** Revokes every family of `userId`; resolves to how many. */
+  revokeAll(userId) {
+    return run(() => this[REFRESH].revokeAll(userId));
+  }
+
+  /** How many live families `userId` has. */
+  count(userId) {
+    return run(() => this[REFRESH].count(userId));
+  }
+}
+
+const DENYLIST = Symbol('rampart.denylist');
+
+/** Revoked access tokens (a JWT's jti), remembered until they expire. */
+class Denylist {
+  /** @param {object} opts { store, clock?, namespace? } */
+  constructor(opts) {
+    this[DENYLIST] = sync(() => {
+      const o = options(opts, 'Denylist options');
+      const store = innerOf(field(o, 'store', 'options'));
+      const clock = field(o, 'clock', 'options');
+      const namespace = field(o, 'namespace', 'options');
+      return clock === undefined || clock === null
+        ? wasm.Denylist.create(store, namespace)
+        : wasm.Denylist.createWithClock(store, clockOf(clock), namespace);
+    });
+  }
+
+  /** Denies `tokenId` until `expiresAt` (ms since the epoch); false if it has expired already. */
+  deny(tokenId, expiresAt) {
+    return run(() => this[DENYLIST].deny(tokenId, expiresAt));
+  }
+
+  /** Whether `tokenId` is denied. */
+  isDenied(tokenId) {
+    return run(() => this[DENYLIST].isDenied(tokenId));
+  }
+}
+
+module.exports = { Sessions, RefreshTokens, Denylist };

@@ -19,7 +19,8 @@
 //!   token-checked, fenced, with the watchdog of `withLock`.
 //! * `Sessions`: the core's server-side sessions ([`rampart::session`]):
 //!   hashed ids, a per-user index, rolling and absolute expiry, rotation
-//!   and revocation.
+//!   and revocation; `RefreshTokens` (rotating families with reuse
+//!   detection) and the access-token `Denylist`.
 //! * `ManualClock`: time that moves only when told to, for tests.
 //!
 //! # No panic crosses the boundary
@@ -71,6 +72,6 @@ pub use limiter::{LimiterExtras, RateLimiterHandle};
 #[cfg(target_arch = "wasm32")]
 pub use locks::{LockHandleJs, LocksHandle};
 #[cfg(target_arch = "wasm32")]
-pub use sessions::SessionsHandle;
+pub use sessions::{DenylistHandle, RefreshTokensHandle, SessionsHandle};
 #[cfg(target_arch = "wasm32")]
 pub use store::StoreHandle;

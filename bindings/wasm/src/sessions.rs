@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use js_sys::{Array, Function, Reflect};
 use rampart::session::{
-    NewSession, Session, SessionConfig, SessionHandle, SessionId, SessionInfo, SessionMeta,
-    Sessions,
+    Denylist, NewSession, Refresh, RefreshConfig, RefreshToken, RefreshTokens, Session,
+    SessionConfig, SessionHandle, SessionId, SessionInfo, SessionMeta, Sessions,
 };
 use rampart::{Error, ScriptTime, Store, Timestamp};
 use serde_json::value::RawValue;
@@ -423,5 +423,242 @@ impl SessionsHandle {
             let g = sessions.generation(&user_id).await.map_err(js)?;
             Ok(JsValue::from_f64(g as f64))
         })
+    }
+}
+
+/// A [`RefreshConfig`] from `{ namespace, idleTimeout, maxLifetime,
+/// maxFamiliesPerUser }` (milliseconds) and the script time.
+fn refresh_config(options: &JsValue) -> Result<(RefreshConfig, ScriptTime), JsValue> {
+    let mut c = RefreshConfig::default();
+    let namespace = field(options, "namespace")?;
+    if !namespace.is_undefined() {
+        c = c.with_namespace(
+            namespace
+                .as_string()
+                .ok_or_else(|| js(Error::config("options.namespace must be a string")))?,
+        );
+    }
+    if let Some(d) = config_millis(options, "idleTimeout")? {
+        c = c.with_idle_timeout(d);
+    }
+    if let Some(d) = config_millis(options, "maxLifetime")? {
+        c = c.with_max_lifetime(d);
+    }
+    if let Some(n) = optional(
+        &field(options, "maxFamiliesPerUser")?,
+        "maxFamiliesPerUser",
+        |x| integer_in(x, 1, 1_000_000, "maxFamiliesPerUser"),
+    )
+    .map_err(|e| js(Error::config(e.message().to_owned())))?
+    {
+        c = c.with_max_families_per_user(n as usize);
+    }
+    let script_time = match field(options, "scriptTime")?.as_string().as_deref() {
+        None | Some("server") => ScriptTime::Server,
+        Some("caller") => ScriptTime::Caller,
+        Some(other) => {
+            return Err(js(Error::config(format!(
+                "scriptTime must be server or caller, got {other:?}"
+            ))))
+        }
+    };
+    Ok((c, script_time))
+}
+
+fn refresh_token(v: &JsValue) -> Result<RefreshToken, JsValue> {
+    let s = v.as_string().ok_or_else(|| {
+        js(Error::invalid_input(format!(
+            "a refresh token must be a string, got {}",
+            describe(v)
+        )))
+    })?;
+    RefreshToken::parse(&s).map_err(js)
+}
+
+/// The core's refresh-token families with reuse detection.
+#[wasm_bindgen(js_name = RefreshTokens)]
+pub struct RefreshTokensHandle {
+    tokens: Rc<RefreshTokens<Arc<dyn Store>>>,
+}
+
+#[wasm_bindgen(js_class = RefreshTokens)]
+impl RefreshTokensHandle {
+    /// Refresh tokens on `store` (optionally following `clock`).
+    pub fn create(store: &StoreHandle, options: JsValue) -> Result<RefreshTokensHandle, JsValue> {
+        let (config, script_time) = refresh_config(&options)?;
+        let tokens = RefreshTokens::new(store.store(), config)
+            .map_err(js)?
+            .with_script_time(script_time);
+        Ok(Self {
+            tokens: Rc::new(tokens),
+        })
+    }
+
+    /// Refresh tokens on `store` following `clock` (tests).
+    #[wasm_bindgen(js_name = createWithClock)]
+    pub fn create_with_clock(
+        store: &StoreHandle,
+        clock: &ManualClockHandle,
+        options: JsValue,
+    ) -> Result<RefreshTokensHandle, JsValue> {
+        let (config, script_time) = refresh_config(&options)?;
+        let tokens = RefreshTokens::new(store.store(), config)
+            .map_err(js)?
+            .with_clock(clock.shared())
+            .with_script_time(script_time);
+        Ok(Self {
+            tokens: Rc::new(tokens),
+        })
+    }
+
+    /// Starts a family for `user_id`: `[token, family, expires]`.
+    pub fn issue(&self, user_id: JsValue) -> Result<JsValue, JsValue> {
+        let user_id = text(&user_id, "userId")?;
+        let tokens = self.tokens.clone();
+        spawn(async move {
+            let i = tokens.issue(&user_id).await.map_err(js)?;
+            Ok(Array::of3(
+                &JsValue::from_str(i.token.as_str()),
+                &JsValue::from_str(&i.family),
+                &ms(i.expires),
+            )
+            .into())
+        })
+    }
+
+    /// Presents `token`: `["rotated", next, userId, expires, generation]`,
+    /// `["reuse", userId]` (the family is revoked now), `["revoked"]` or
+    /// `["unknown"]`.
+    pub fn rotate(&self, token: JsValue) -> Result<JsValue, JsValue> {
+        let token = refresh_token(&token)?;
+        let tokens = self.tokens.clone();
+        spawn(async move {
+            let out = Array::new();
+            match tokens.rotate(&token).await.map_err(js)? {
+                Refresh::Rotated(r) => {
+                    for v in [
+                        JsValue::from_str("rotated"),
+                        JsValue::from_str(r.token.as_str()),
+                        JsValue::from_str(&r.user_id),
+                        ms(r.expires),
+                        JsValue::from_f64(r.generation as f64),
+                    ] {
+                        out.push(&v);
+                    }
+                }
+                Refresh::ReuseDetected { user_id } => {
+                    out.push(&JsValue::from_str("reuse"));
+                    out.push(&JsValue::from_str(&user_id));
+                }
+                Refresh::Revoked => {
+                    out.push(&JsValue::from_str("revoked"));
+                }
+                _ => {
+                    out.push(&JsValue::from_str("unknown"));
+                }
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// Revokes `token`'s family (logout); `true` if it was live.
+    pub fn revoke(&self, token: JsValue) -> Result<JsValue, JsValue> {
+        let token = refresh_token(&token)?;
+        let tokens = self.tokens.clone();
+        spawn(async move { Ok(tokens.revoke(&token).await.map_err(js)?.into()) })
+    }
+
+    /// Revokes every family of `user_id`; resolves to how many.
+    #[wasm_bindgen(js_name = revokeAll)]
+    pub fn revoke_all(&self, user_id: JsValue) -> Result<JsValue, JsValue> {
+        let user_id = text(&user_id, "userId")?;
+        let tokens = self.tokens.clone();
+        spawn(async move {
+            let n = tokens.revoke_all(&user_id).await.map_err(js)?;
+            Ok(JsValue::from_f64(n as f64))
+        })
+    }
+
+    /// How many live families `user_id` has.
+    pub fn count(&self, user_id: JsValue) -> Result<JsValue, JsValue> {
+        let user_id = text(&user_id, "userId")?;
+        let tokens = self.tokens.clone();
+        spawn(async move {
+            let n = tokens.count(&user_id).await.map_err(js)?;
+            Ok(JsValue::from_f64(n as f64))
+        })
+    }
+}
+
+/// The core's access-token denylist (revoked JWTs until they expire).
+#[wasm_bindgen(js_name = Denylist)]
+pub struct DenylistHandle {
+    denylist: Rc<Denylist<Arc<dyn Store>>>,
+}
+
+fn denylist(
+    store: &StoreHandle,
+    namespace: &JsValue,
+    clock: Option<&ManualClockHandle>,
+) -> Result<DenylistHandle, JsValue> {
+    let mut d = Denylist::new(store.store());
+    if let Some(c) = clock {
+        d = d.with_clock(c.shared());
+    }
+    if !(namespace.is_undefined() || namespace.is_null()) {
+        let ns = namespace
+            .as_string()
+            .ok_or_else(|| js(Error::config("namespace must be a string")))?;
+        d = d.with_namespace(ns).map_err(js)?;
+    }
+    Ok(DenylistHandle {
+        denylist: Rc::new(d),
+    })
+}
+
+#[wasm_bindgen(js_class = Denylist)]
+impl DenylistHandle {
+    /// A denylist on `store` under `namespace` (default the core's).
+    pub fn create(store: &StoreHandle, namespace: JsValue) -> Result<DenylistHandle, JsValue> {
+        denylist(store, &namespace, None)
+    }
+
+    /// A denylist following `clock` (tests).
+    #[wasm_bindgen(js_name = createWithClock)]
+    pub fn create_with_clock(
+        store: &StoreHandle,
+        clock: &ManualClockHandle,
+        namespace: JsValue,
+    ) -> Result<DenylistHandle, JsValue> {
+        denylist(store, &namespace, Some(clock))
+    }
+
+    /// Denies `token_id` until `expires_at_ms` (ms since the epoch);
+    /// `false` if it has expired already.
+    pub fn deny(&self, token_id: JsValue, expires_at_ms: JsValue) -> Result<JsValue, JsValue> {
+        let token_id = text(&token_id, "tokenId")?;
+        let expires = integer_in(
+            crate::convert::number(&expires_at_ms, "expiresAt").map_err(js)?,
+            0,
+            MAX_SAFE_INTEGER as u64,
+            "expiresAt",
+        )
+        .map_err(js)?;
+        let denylist = self.denylist.clone();
+        spawn(async move {
+            Ok(denylist
+                .deny(&token_id, Timestamp::from_millis(expires))
+                .await
+                .map_err(js)?
+                .into())
+        })
+    }
+
+    /// Whether `token_id` is denied.
+    #[wasm_bindgen(js_name = isDenied)]
+    pub fn is_denied(&self, token_id: JsValue) -> Result<JsValue, JsValue> {
+        let token_id = text(&token_id, "tokenId")?;
+        let denylist = self.denylist.clone();
+        spawn(async move { Ok(denylist.is_denied(&token_id).await.map_err(js)?.into()) })
     }
 }

@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const { describe, it, before, after } = require('node:test');
 const Redis = require('ioredis');
 const { createClient } = require('redis');
-const { Sessions, MemoryStore, ManualClock, RampartError, ioredisStore, nodeRedisStore, fault } = require('..');
+const { Sessions, RefreshTokens, Denylist, MemoryStore, ManualClock, RampartError, ioredisStore, nodeRedisStore, fault } = require('..');
 const { startRedis } = require('../testing/redis-server');
 
 const T0 = 1_700_000_000_000;
@@ -104,6 +104,51 @@ describe('Sessions on MemoryStore', () => {
   });
 });
 
+describe('RefreshTokens and Denylist on MemoryStore', () => {
+  it('rotation spends the token; a reused one revokes the family', async () => {
+    const clock = new ManualClock(T0);
+    const store = new MemoryStore({ clock });
+    const tokens = new RefreshTokens({ store, clock, idleTimeout: HOUR, maxFamiliesPerUser: 2 });
+    const login = await tokens.issue('alice');
+    assert.equal(typeof login.token, 'string');
+    const next = await tokens.rotate(login.token);
+    assert.equal(next.status, 'rotated');
+    assert.equal(next.userId, 'alice');
+    assert.equal(next.generation, 1);
+    // The spent token comes back (stolen): the family dies, even the new token.
+    assert.deepEqual(await tokens.rotate(login.token), { status: 'reuse', userId: 'alice' });
+    assert.deepEqual(await tokens.rotate(next.token), { status: 'revoked' });
+    const other = await tokens.issue('alice');
+    assert.equal(await tokens.count('alice'), 1);
+    clock.advance(HOUR + 1);
+    assert.equal((await tokens.rotate(other.token)).status, 'unknown');
+    const a = await tokens.issue('bob');
+    await tokens.issue('bob');
+    await tokens.issue('bob');
+    assert.equal(await tokens.count('bob'), 2);
+    assert.notEqual((await tokens.rotate(a.token)).status, 'rotated', 'the oldest family outlived the cap');
+    assert.equal(await tokens.revokeAll('bob'), 2);
+    await assert.rejects(tokens.rotate('not a token'), (e) => e.code === 'RAMPART_INVALID_INPUT');
+  });
+
+  it('the denylist remembers a token until it expires', async () => {
+    const clock = new ManualClock(T0);
+    const denylist = new Denylist({ store: new MemoryStore({ clock }), clock });
+    assert.equal(await denylist.deny('jti-1', T0 + 60_000), true);
+    assert.equal(await denylist.deny('jti-old', T0 - 1), false);
+    assert.equal(await denylist.isDenied('jti-1'), true);
+    assert.equal(await denylist.isDenied('jti-2'), false);
+    clock.advance(60_000);
+    assert.equal(await denylist.isDenied('jti-1'), false);
+    for (const bad of ['', 5, null, 'x'.repeat(1 << 20)]) {
+      await assert.rejects(denylist.isDenied(bad), (e) => e instanceof RampartError && e.code !== 'RAMPART_PANIC');
+    }
+    for (const bad of [NaN, -1, Infinity, '1', 2 ** 60]) {
+      await assert.rejects(denylist.deny('jti', bad), (e) => e instanceof RampartError && e.code !== 'RAMPART_PANIC');
+    }
+  });
+});
+
 describe('Sessions over the Redis adapters', () => {
   let server;
   const closers = [];
@@ -119,6 +164,17 @@ describe('Sessions over the Redis adapters', () => {
     const client = new Redis({ host: '127.0.0.1', port: server.port });
     closers.push(() => client.quit());
     await flow(new Sessions({ store: ioredisStore(client), namespace: 'io' }), 'alice');
+  });
+
+  it('refresh-token reuse detection over ioredis', async () => {
+    const client = new Redis({ host: '127.0.0.1', port: server.port });
+    closers.push(() => client.quit());
+    const tokens = new RefreshTokens({ store: ioredisStore(client) });
+    const login = await tokens.issue('alice');
+    const next = await tokens.rotate(login.token);
+    assert.equal(next.status, 'rotated');
+    assert.equal((await tokens.rotate(login.token)).status, 'reuse');
+    assert.equal((await tokens.rotate(next.token)).status, 'revoked');
   });
 
   it('the login flow over node-redis', async () => {
