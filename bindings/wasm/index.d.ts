@@ -106,6 +106,12 @@ export interface IncrementOptions {
   ttlIfCreated?: number;
 }
 
+/** A live subscription. */
+export interface Subscription {
+  /** Stops the messages and unsubscribes. */
+  close(): void;
+}
+
 export interface StoreStats {
   readonly keys: number | null;
   readonly memoryBytes: number | null;
@@ -154,6 +160,11 @@ export declare class Store {
   deleteMany(keys: readonly string[]): Promise<number>;
   /** Sends `message` to the subscribers of `channel` (stores with pub/sub). */
   publish(channel: string, message: Bytes): Promise<void>;
+  /**
+   * Calls `onMessage` for every message published on `channel` from now
+   * on (at most once, in order); resolves once subscribed.
+   */
+  subscribe(channel: string, onMessage: (message: Buffer) => void): Promise<Subscription>;
   stats(): Promise<StoreStats>;
   /** The store's clock in milliseconds since the epoch (stores with a server clock). */
   serverTime(): Promise<number>;
@@ -214,8 +225,10 @@ export interface StoreAdapter {
   scan(prefix: string, cursor: string, count: number): Promise<{ keys: string[]; cursor: string | null }>;
   /** Runs a Redis-compatible Lua script (turns on `scripting`). */
   eval?(script: Script, keys: string[], args: Array<string | Uint8Array>): Promise<ScriptReply>;
-  /** Publishes on a channel (turns on `pubsub`). */
+  /** Publishes on a channel (with `subscribe`, turns on `pubsub`). */
   publish?(channel: string, message: Uint8Array): Promise<void>;
+  /** Calls `onMessage` for each message on `channel` once subscribed; resolves to the function that unsubscribes. */
+  subscribe?(channel: string, onMessage: (message: Uint8Array | string) => void): Promise<() => unknown>;
   /** The server's clock in microseconds since the epoch (turns on `serverClock`). */
   time?(): Promise<number>;
   setIfAbsent?(key: string, value: Uint8Array, ttlMs: number | null): Promise<boolean>;

@@ -37,6 +37,17 @@ function casResult(r) {
   return r[0] ? { swapped: true } : { swapped: false, current: toOptBuffer(r[1]) };
 }
 
+/** A live subscription: close() stops its messages. */
+class Subscription {
+  #handle;
+  constructor(handle) {
+    this.#handle = handle;
+  }
+  close() {
+    sync(() => this.#handle.close());
+  }
+}
+
 /** A key-value store: MemoryStore, or a StoreAdapter through Store.fromAdapter. */
 class Store {
   /** @param {unknown} inner @param {symbol} token */
@@ -145,6 +156,22 @@ class Store {
 
   publish(channel, message) {
     return run(() => this[INNER].publish(channel, message));
+  }
+
+  /**
+   * Calls `onMessage(message)` (a Buffer) for every message published on
+   * `channel` from now on; resolves once subscribed to a Subscription whose
+   * `close()` stops it. At most once, in order; the callback's exceptions
+   * are dropped.
+   */
+  subscribe(channel, onMessage) {
+    if (typeof onMessage !== 'function') {
+      return Promise.reject(invalidInput(`subscribe needs a callback function, got ${typeof onMessage}`));
+    }
+    return run(
+      () => this[INNER].subscribe(channel, (m) => onMessage(toBuffer(m))),
+      (handle) => new Subscription(handle),
+    );
   }
 
   stats() {

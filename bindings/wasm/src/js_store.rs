@@ -17,6 +17,7 @@ use rampart::{
     check_ttl, validate_prefix, Arg, Capabilities, Cursor, Error, Key, KeyTtl, Page, Result,
     Script, Store, StoreStats, Swap, Timestamp, Value,
 };
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::convert::{check_value_len, describe, MAX_SAFE_INTEGER};
@@ -31,7 +32,7 @@ const MAX_REPLY_DEPTH: usize = 32;
 ///
 /// Required methods: `get`, `set`, `delete`, `ttl`, `compareAndSwap`,
 /// `scan`. Optional: `eval` (turns on scripting: the core's Lua twins run
-/// in one call), `publish` (with `subscribe`, pub/sub), `time` (the
+/// in one call), `publish` and `subscribe` (together, pub/sub), `time` (the
 /// server's clock), and `setIfAbsent`, `deleteIfEqual`, `expireIfEqual`,
 /// `increment`, `getMany`, `deleteMany`, `stats` (one-step versions of the
 /// provided operations; without them the core builds each from the
@@ -46,6 +47,7 @@ pub struct JsStore {
     scan: Function,
     eval: Option<Function>,
     publish: Option<Function>,
+    subscribe: Option<Function>,
     time: Option<Function>,
     set_if_absent: Option<Function>,
     delete_if_equal: Option<Function>,
@@ -245,6 +247,7 @@ impl JsStore {
             scan: req("scan")?,
             eval: opt("eval")?,
             publish: opt("publish")?,
+            subscribe: opt("subscribe")?,
             time: opt("time")?,
             set_if_absent: opt("setIfAbsent")?,
             delete_if_equal: opt("deleteIfEqual")?,
@@ -259,7 +262,7 @@ impl JsStore {
         };
         let mut caps = Capabilities::NONE;
         caps.scripting = store.eval.is_some();
-        caps.pubsub = store.publish.is_some();
+        caps.pubsub = store.publish.is_some() && store.subscribe.is_some();
         caps.server_clock = store.time.is_some();
         store.capabilities = caps;
         Ok(store)
@@ -307,6 +310,34 @@ impl JsStore {
             .borrow_mut()
             .push((sha1.to_owned(), obj.clone()));
         obj
+    }
+}
+
+/// The messages of a JavaScript store's subscription; dropping it calls
+/// the adapter's unsubscribe function.
+struct JsSubscription {
+    rx: futures_channel::mpsc::UnboundedReceiver<Bytes>,
+    unsubscribe: Option<Function>,
+}
+
+impl futures_util::Stream for JsSubscription {
+    type Item = Bytes;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Bytes>> {
+        futures_util::StreamExt::poll_next_unpin(&mut self.rx, cx)
+    }
+}
+
+impl Drop for JsSubscription {
+    fn drop(&mut self) {
+        if let Some(f) = self.unsubscribe.take() {
+            if let Ok(returned) = f.call0(&JsValue::NULL) {
+                crate::runtime::ignore_outcome(&returned);
+            }
+        }
     }
 }
 
@@ -572,6 +603,27 @@ impl Store for JsStore {
         self.call_key(f, "publish", channel, &[message])
             .await
             .map(drop)
+    }
+
+    async fn subscribe(&self, channel: &Key) -> Result<rampart::Subscription> {
+        let Some(f) = &self.subscribe else {
+            return Err(Error::unsupported("subscribe"));
+        };
+        let (tx, rx) = futures_channel::mpsc::unbounded::<Bytes>();
+        // Owned by JavaScript (freed by its GC): the adapter may call it
+        // after the subscription is dropped; the send then just fails.
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
+            if let Ok(bytes) = reply_bytes(&message, "subscribe") {
+                let _ = tx.unbounded_send(bytes);
+            }
+        })
+        .into_js_value();
+        let unsubscribe = self
+            .call_key(f, "subscribe", channel, &[on_message])
+            .await?
+            .dyn_into::<Function>()
+            .ok();
+        Ok(Box::pin(JsSubscription { rx, unsubscribe }))
     }
 
     async fn server_time(&self) -> Result<Timestamp> {

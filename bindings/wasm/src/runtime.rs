@@ -297,6 +297,20 @@ pub fn resume(id: u32, ok: bool, value: JsValue) {
     }
 }
 
+/// Lets JavaScript settle `value` (a promise, perhaps) with nothing
+/// waiting for it: a rejection is handled (dropped), never an unhandled
+/// rejection that would end Node.
+pub(crate) fn ignore_outcome(value: &JsValue) {
+    HOOKS.with(|h| {
+        if let Some(h) = h.get() {
+            // Await slot 0 is never registered: `resume` ignores it.
+            let _ = h
+                .await_promise
+                .call2(&JsValue::NULL, value, &JsValue::from(0u32));
+        }
+    });
+}
+
 /// A JavaScript promise (or thenable, or plain value) as a future,
 /// resolved through [`resume`].
 pub(crate) struct JsAwait {
@@ -323,7 +337,8 @@ impl Future for JsAwait {
         let Some(id) = self.id else {
             let value = self.value.take().unwrap_or(JsValue::UNDEFINED);
             let id = NEXT_AWAIT.with(|n| {
-                let id = n.get().wrapping_add(1);
+                // 0 is reserved for `ignore_outcome`.
+                let id = n.get().wrapping_add(1).max(1);
                 n.set(id);
                 id
             });

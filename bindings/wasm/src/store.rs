@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use crate::clock::ManualClockHandle;
 use crate::convert::{
     bytes, describe, duration_to_millis, exact_number, integer_in, key, key_named, optional,
-    optional_bytes, prefix, safe_integer, to_js_opt_bytes, ttl,
+    optional_bytes, prefix, safe_integer, to_js_bytes, to_js_opt_bytes, ttl,
 };
 use crate::error::js;
 use crate::js_store::JsStore;
@@ -414,6 +414,39 @@ impl StoreHandle {
         })
     }
 
+    /// Calls `callback(message)` (a `Uint8Array`) for every message
+    /// published on `channel` from now on, until the subscription's
+    /// `close()`. Resolves once subscribed. Delivery is at most once, in
+    /// order; an exception in the callback is dropped.
+    pub fn subscribe(&self, channel: JsValue, callback: JsValue) -> Result<JsValue, JsValue> {
+        use futures_util::StreamExt;
+        let channel = key_named(&channel, "channel").map_err(js)?;
+        let callback: Function = callback.dyn_into().map_err(|c| {
+            js(Error::invalid_input(format!(
+                "subscribe needs a callback function, got {}",
+                describe(&c)
+            )))
+        })?;
+        let store = self.store.clone();
+        spawn(async move {
+            let stream = store.subscribe(&channel).await.map_err(js)?;
+            let (close, closed) = futures_channel::oneshot::channel::<()>();
+            // The pump runs as a task of its own, for as long as the
+            // subscription lives; nothing waits for its end.
+            let _ = spawn(async move {
+                let mut messages = stream.take_until(closed);
+                while let Some(message) = messages.next().await {
+                    let _ = callback.call1(&JsValue::NULL, &to_js_bytes(&message));
+                }
+                Ok(JsValue::UNDEFINED)
+            });
+            Ok(SubscriptionHandle {
+                close: std::cell::RefCell::new(Some(close)),
+            }
+            .into())
+        })
+    }
+
     /// `[keys | null, memoryBytes | null, server | null]`.
     pub fn stats(&self) -> Result<JsValue, JsValue> {
         let store = self.store.clone();
@@ -434,6 +467,22 @@ impl StoreHandle {
             let t = store.server_time().await.map_err(js)?;
             Ok(JsValue::from_f64(t.as_micros() as f64 / 1_000.0))
         })
+    }
+}
+
+/// A live subscription of `Store.subscribe`.
+#[wasm_bindgen(js_name = Subscription)]
+pub struct SubscriptionHandle {
+    close: std::cell::RefCell<Option<futures_channel::oneshot::Sender<()>>>,
+}
+
+#[wasm_bindgen(js_class = Subscription)]
+impl SubscriptionHandle {
+    /// Stops the messages (and unsubscribes from the store).
+    pub fn close(&self) {
+        if let Some(close) = self.close.borrow_mut().take() {
+            let _ = close.send(());
+        }
     }
 }
 

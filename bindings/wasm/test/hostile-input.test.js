@@ -104,6 +104,7 @@ function methods(k) {
     getMany: [[k, `${k}:2`]],
     deleteMany: [[`${k}:3`]],
     publish: [k, 'm'],
+    subscribe: [k, () => {}],
     stats: [],
     serverTime: [],
   };

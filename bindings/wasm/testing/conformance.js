@@ -371,10 +371,28 @@ const cases = {
     const channel = h.key('pubsub', 'events');
     if (!h.store.capabilities.pubsub) {
       await rejectsWith(h.store.publish(channel, 'x'), 'RAMPART_UNSUPPORTED');
+      await rejectsWith(h.store.subscribe(channel, () => {}), 'RAMPART_UNSUPPORTED');
       return;
     }
-    // Publishing with no subscriber is fire-and-forget.
-    await h.store.publish(channel, 'nobody listens');
+    const first = [];
+    const second = [];
+    const a = await h.store.subscribe(channel, (m) => first.push(m.toString()));
+    const b = await h.store.subscribe(channel, (m) => second.push(m.toString()));
+    await h.store.publish(h.key('pubsub', 'other'), 'not for you');
+    for (let i = 0; i < 3; i++) await h.store.publish(channel, `m${i}`);
+    const deadline = Date.now() + 5_000;
+    while ((first.length < 3 || second.length < 3) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(first, ['m0', 'm1', 'm2']);
+    assert.deepEqual(second, ['m0', 'm1', 'm2']);
+    // After close(), nothing more arrives.
+    a.close();
+    b.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await h.store.publish(channel, 'late');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(first, ['m0', 'm1', 'm2']);
   },
 };
 

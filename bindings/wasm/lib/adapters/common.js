@@ -70,6 +70,7 @@ function classify(e, operation) {
  * clients (each returns a promise):
  *   command(args)           -> reply with strings
  *   commandBuffers(args)    -> reply with bulk strings as Buffers
+ *   subscribe(channel, onMessage) -> an unsubscribe function, once subscribed
  * Scripts run as EVALSHA, and as EVAL after NOSCRIPT (a restarted server,
  * SCRIPT FLUSH), so each is one round trip.
  */
@@ -149,6 +150,14 @@ function redisAdapter(ops) {
     },
     async publish(channel, message) {
       await call('publish', ['PUBLISH', channel, buf(message)]);
+    },
+    async subscribe(channel, onMessage) {
+      // A dedicated connection per subscription, as in rampart-redis.
+      try {
+        return await ops.subscribe(channel, onMessage);
+      } catch (e) {
+        throw classify(e, 'subscribe');
+      }
     },
     async time() {
       const [secs, micros] = await call('server_time', ['TIME']);

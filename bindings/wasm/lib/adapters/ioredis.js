@@ -18,6 +18,20 @@ function ioredisAdapter(client) {
   return redisAdapter({
     command: (args) => client.call(...args),
     commandBuffers: (args) => client.callBuffer(...args),
+    async subscribe(channel, onMessage) {
+      const sub = client.duplicate();
+      sub.on('error', () => {}); // reconnects by itself; errors reach publishers
+      sub.on('messageBuffer', (ch, message) => {
+        if (ch.toString() === channel) onMessage(message);
+      });
+      try {
+        await sub.subscribe(channel);
+      } catch (e) {
+        sub.disconnect();
+        throw e;
+      }
+      return () => sub.disconnect();
+    },
   });
 }
 

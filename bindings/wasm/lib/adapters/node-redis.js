@@ -21,6 +21,20 @@ function nodeRedisAdapter(client) {
   return redisAdapter({
     command: (args) => client.sendCommand(args),
     commandBuffers: (args) => client.sendCommand(args, BUFFERS),
+    async subscribe(channel, onMessage) {
+      const sub = client.duplicate();
+      sub.on('error', () => {}); // reconnects by itself; errors reach publishers
+      // node-redis 5+ closes with destroy(), 4 with disconnect().
+      const close = () => (typeof sub.destroy === 'function' ? sub.destroy() : sub.disconnect());
+      try {
+        await sub.connect();
+        await sub.subscribe(channel, (message) => onMessage(message), true);
+      } catch (e) {
+        await Promise.resolve(close()).catch(() => {});
+        throw e;
+      }
+      return () => Promise.resolve(close()).catch(() => {});
+    },
   });
 }
 
