@@ -224,7 +224,8 @@ export interface StoreAdapter {
   /** Keys starting with `prefix` from `cursor` ('' = start); cursor null when done. */
   scan(prefix: string, cursor: string, count: number): Promise<{ keys: string[]; cursor: string | null }>;
   /** Runs a Redis-compatible Lua script (turns on `scripting`). */
-  eval?(script: Script, keys: string[], args: Array<string | Uint8Array>): Promise<ScriptReply>;
+  /** Integer arguments come as numbers (exact: below 2^53) or decimal text. */
+  eval?(script: Script, keys: string[], args: Array<string | number | Uint8Array>): Promise<ScriptReply>;
   /** Publishes on a channel (with `subscribe`, turns on `pubsub`). */
   publish?(channel: string, message: Uint8Array): Promise<void>;
   /** Calls `onMessage` for each message on `channel` once subscribed; resolves to the function that unsubscribes. */

@@ -213,6 +213,9 @@ fn to_value(v: &JsValue, depth: usize) -> Result<Value> {
 
 fn arg_to_js(a: &Arg) -> JsValue {
     match a {
+        // A number when exact (no text to decode on the JavaScript side);
+        // decimal text beyond 2^53.
+        Arg::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => JsValue::from_f64(*i as f64),
         Arg::Int(i) => JsValue::from_str(&i.to_string()),
         Arg::Str(s) => JsValue::from_str(s),
         Arg::Bytes(b) => Uint8Array::from(&b[..]).into(),

@@ -16,9 +16,11 @@ function buf(u8) {
   return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
-/** A script argument as the client should send it. */
+/** A script argument as the client should send it (node-redis takes only strings and Buffers). */
 function arg(a) {
-  return typeof a === 'string' ? a : buf(a);
+  if (typeof a === 'string') return a;
+  if (typeof a === 'number') return String(a);
+  return buf(a);
 }
 
 const UNAVAILABLE_REPLIES = /^(LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|BUSY)\b/;
