@@ -94,7 +94,7 @@ fn main() {
             .expect("redis-benchmark runs (Debian package redis-tools)");
         let text = String::from_utf8_lossy(&out.stdout);
         let theirs: f64 = text
-            .split(|c| c == '\r' || c == '\n')
+            .split(['\r', '\n'])
             .filter_map(|l| {
                 l.split(": ")
                     .nth(1)?
