@@ -668,7 +668,19 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
             .read(&key, &[])
             .await
             .map_err(|e| inner.failed(e, "cache.exists"))?;
-        Ok(matches!(read.found, Found::Fresh(env) if !env.negative))
+        Ok(match read.found {
+            // Checked as `get` would decode it, whatever the type.
+            Found::Fresh(env) if !env.negative => {
+                let valid = inner
+                    .decode_value::<serde::de::IgnoredAny>(&env)
+                    .is_ok();
+                if !valid {
+                    bump(&inner.counters.corrupt);
+                }
+                valid
+            }
+            _ => false,
+        })
     }
 
     /// How long the entry under `key` stays fresh: [`KeyTtl::Missing`] if
