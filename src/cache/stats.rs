@@ -44,6 +44,9 @@ pub struct CacheStats {
     pub coalesced: u64,
     /// Background stale-while-revalidate refreshes that stored a new value.
     pub refreshes: u64,
+    /// Invalidations broadcast by other cache instances that this one
+    /// applied to its L1 (two-tier).
+    pub l1_invalidations: u64,
     /// What the (L2) store reports: key count, memory; `None` from
     /// [`super::Cache::counters`] or when the store could not answer.
     pub store: Option<StoreStats>,
@@ -84,6 +87,7 @@ pub(crate) struct Counters {
     pub loader_errors: AtomicU64,
     pub coalesced: AtomicU64,
     pub refreshes: AtomicU64,
+    pub l1_invalidations: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -108,6 +112,7 @@ impl Counters {
             loader_errors: get(&self.loader_errors),
             coalesced: get(&self.coalesced),
             refreshes: get(&self.refreshes),
+            l1_invalidations: get(&self.l1_invalidations),
             store: None,
             l1: None,
         }

@@ -202,7 +202,10 @@ impl Tier {
     async fn receive(&self, msg: &[u8]) {
         match Invalidation::decode(msg) {
             Some((sender, _)) if sender == self.sender => {}
-            Some((_, inv)) => self.apply(&inv).await,
+            Some((_, inv)) => {
+                self.apply(&inv).await;
+                bump(&self.counters.l1_invalidations);
+            }
             None => self.failed(),
         }
     }
