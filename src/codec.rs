@@ -76,11 +76,13 @@ pub struct MsgPack;
 
 impl Codec for MsgPack {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes> {
-        rmp_serde::to_vec_named(value).map(Bytes::from).map_err(|e| {
-            Error::invalid_input("value cannot be encoded as MessagePack")
-                .with_source(e)
-                .with_operation("encode")
-        })
+        rmp_serde::to_vec_named(value)
+            .map(Bytes::from)
+            .map_err(|e| {
+                Error::invalid_input("value cannot be encoded as MessagePack")
+                    .with_source(e)
+                    .with_operation("encode")
+            })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {

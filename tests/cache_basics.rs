@@ -40,7 +40,10 @@ async fn typed_round_trips_with_ttls() {
     assert!(!cache.exists("o:1").await.unwrap());
     assert_eq!(cache.ttl("o:1").await.unwrap(), KeyTtl::Missing);
 
-    cache.set("o:1", &order(1), EntryOptions::new()).await.unwrap();
+    cache
+        .set("o:1", &order(1), EntryOptions::new())
+        .await
+        .unwrap();
     cache
         .set("o:2", &order(2), Duration::from_secs(5))
         .await
@@ -115,16 +118,38 @@ async fn jitter_shortens_ttls_within_bounds() {
 #[tokio::test]
 async fn namespaces_keep_caches_apart() {
     let store = Arc::new(MemoryStore::new());
-    let users = Cache::builder(store.clone()).namespace("users").build().unwrap();
-    let orders = Cache::builder(store.clone()).namespace("orders").build().unwrap();
-    users.set("1", &"ada", Duration::from_secs(60)).await.unwrap();
-    orders.set("1", &order(1), Duration::from_secs(60)).await.unwrap();
-    assert_eq!(users.get::<String>("1").await.unwrap().as_deref(), Some("ada"));
+    let users = Cache::builder(store.clone())
+        .namespace("users")
+        .build()
+        .unwrap();
+    let orders = Cache::builder(store.clone())
+        .namespace("orders")
+        .build()
+        .unwrap();
+    users
+        .set("1", &"ada", Duration::from_secs(60))
+        .await
+        .unwrap();
+    orders
+        .set("1", &order(1), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        users.get::<String>("1").await.unwrap().as_deref(),
+        Some("ada")
+    );
     assert_eq!(orders.get::<Order>("1").await.unwrap(), Some(order(1)));
-    assert!(store.get(&Key::new("users:k:1").unwrap()).await.unwrap().is_some());
+    assert!(store
+        .get(&Key::new("users:k:1").unwrap())
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(users.namespace(), "users");
     for bad in ["", "a*", "b{c}"] {
-        let e = Cache::builder(MemoryStore::new()).namespace(bad).build().unwrap_err();
+        let e = Cache::builder(MemoryStore::new())
+            .namespace(bad)
+            .build()
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidKey, "{bad:?}");
     }
 }
@@ -148,20 +173,36 @@ async fn msgpack_and_compression_shrink_what_is_stored() {
     let json_len = stored(store).await;
 
     let store = Arc::new(MemoryStore::new());
-    let msgpack = Cache::builder(store.clone()).codec(MsgPack).build().unwrap();
+    let msgpack = Cache::builder(store.clone())
+        .codec(MsgPack)
+        .build()
+        .unwrap();
     msgpack.set("o", &order(1), ttl).await.unwrap();
     assert_eq!(msgpack.get::<Order>("o").await.unwrap(), Some(order(1)));
     let msgpack_small = stored(store.clone()).await;
     json.set("small", &order(1), ttl).await.unwrap();
-    let raw = json.store().get(&Key::new("cache:k:small").unwrap()).await.unwrap();
-    assert!(msgpack_small < raw.unwrap().len(), "MessagePack is smaller than JSON");
+    let raw = json
+        .store()
+        .get(&Key::new("cache:k:small").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        msgpack_small < raw.unwrap().len(),
+        "MessagePack is smaller than JSON"
+    );
 
     let store = Arc::new(MemoryStore::new());
-    let compressed = Cache::builder(store.clone()).compress_above(1_024).build().unwrap();
+    let compressed = Cache::builder(store.clone())
+        .compress_above(1_024)
+        .build()
+        .unwrap();
     compressed.set("o", &big, ttl).await.unwrap();
     compressed.set("small", &order(1), ttl).await.unwrap();
     assert_eq!(compressed.get::<Order>("o").await.unwrap(), Some(big));
-    assert_eq!(compressed.get::<Order>("small").await.unwrap(), Some(order(1)));
+    assert_eq!(
+        compressed.get::<Order>("small").await.unwrap(),
+        Some(order(1))
+    );
     let compressed_len = stored(store).await;
     assert!(
         compressed_len * 5 < json_len,
@@ -202,7 +243,9 @@ async fn not_found_is_cached_for_the_negative_ttl() {
     assert_eq!(lookups.load(Ordering::SeqCst), 2);
     // A non-optional loader is not answered by a negative entry.
     let found: Order = cache
-        .get_or_set("order:404", EntryOptions::new(), || async { Ok(order(404)) })
+        .get_or_set("order:404", EntryOptions::new(), || async {
+            Ok(order(404))
+        })
         .await
         .unwrap();
     assert_eq!(found, order(404));
@@ -223,11 +266,17 @@ async fn stats_count_and_include_the_store() {
     let cache = Cache::builder(MemoryStore::new()).build().unwrap();
     let ttl = Duration::from_secs(60);
     for i in 0..4 {
-        let _: u32 = cache.get_or_set("a", ttl, move || async move { Ok(i) }).await.unwrap();
+        let _: u32 = cache
+            .get_or_set("a", ttl, move || async move { Ok(i) })
+            .await
+            .unwrap();
     }
     let _ = cache.get::<u32>("missing").await.unwrap();
     let stats = cache.stats().await;
-    assert_eq!((stats.hits, stats.misses, stats.loader_calls, stats.sets), (3, 2, 1, 1));
+    assert_eq!(
+        (stats.hits, stats.misses, stats.loader_calls, stats.sets),
+        (3, 2, 1, 1)
+    );
     assert_eq!(stats.hit_rate(), Some(0.6));
     let store = stats.store.expect("the memory store reports itself");
     assert_eq!(store.keys, Some(1));
@@ -239,9 +288,15 @@ async fn stats_count_and_include_the_store() {
 #[tokio::test]
 async fn bad_input_is_typed_errors() {
     let cache = Cache::builder(MemoryStore::new()).build().unwrap();
-    assert_eq!(cache.get::<u8>("").await.unwrap_err().kind(), ErrorKind::InvalidKey);
+    assert_eq!(
+        cache.get::<u8>("").await.unwrap_err().kind(),
+        ErrorKind::InvalidKey
+    );
     let long = "k".repeat(2_000);
-    assert_eq!(cache.get::<u8>(&long).await.unwrap_err().kind(), ErrorKind::InvalidKey);
+    assert_eq!(
+        cache.get::<u8>(&long).await.unwrap_err().kind(),
+        ErrorKind::InvalidKey
+    );
     let e = cache.set("k", &1, Duration::ZERO).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let e = cache
@@ -254,7 +309,10 @@ async fn bad_input_is_typed_errors() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
-    let e = cache.invalidate_matching(&"*".repeat(2_000)).await.unwrap_err();
+    let e = cache
+        .invalidate_matching(&"*".repeat(2_000))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let e = Cache::builder(MemoryStore::new())
         .default_ttl(Duration::ZERO)
@@ -263,4 +321,40 @@ async fn bad_input_is_typed_errors() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     // Nothing was written by the failed calls.
     assert_eq!(cache.stats().await.store.unwrap().keys, Some(0));
+}
+
+#[tokio::test]
+async fn on_the_system_clock_entries_expire_with_their_store_ttl() {
+    // No injected clock: freshness without a grace period is the store's
+    // own expiry (the hot path reads no clock); with a grace period the
+    // envelope decides. Time really passes here; nothing is timed.
+    let cache = Cache::builder(MemoryStore::new()).build().unwrap();
+    cache
+        .set("short", &1u8, Duration::from_millis(20))
+        .await
+        .unwrap();
+    cache
+        .set(
+            "swr",
+            &1u8,
+            EntryOptions::new()
+                .ttl(Duration::from_millis(20))
+                .grace(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    cache
+        .set("long", &1u8, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<u8>("short").await.unwrap(), Some(1));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(cache.get::<u8>("short").await.unwrap(), None);
+    assert_eq!(
+        cache.get::<u8>("swr").await.unwrap(),
+        None,
+        "stale: not served by get"
+    );
+    assert!(cache.store().len() >= 2, "the stale entry is still stored");
+    assert_eq!(cache.get::<u8>("long").await.unwrap(), Some(1));
 }

@@ -82,7 +82,10 @@ async fn a_loader_error_reaches_every_waiter_and_is_not_cached() {
                 .await
         });
     }
-    until("20 callers in one flight", || cache.counters().coalesced == 19).await;
+    until("20 callers in one flight", || {
+        cache.counters().coalesced == 19
+    })
+    .await;
     gate.open();
     while let Some(result) = tasks.join_next().await {
         let e = result.unwrap().unwrap_err();

@@ -47,18 +47,31 @@ async fn a_down_store_still_returns_the_loaders_value() {
         cache.set("user:1", &ada(), TTL).await.unwrap_err(),
         cache.delete("user:1").await.map(drop).unwrap_err(),
         cache.invalidate_tag("t").await.unwrap_err(),
-        cache.invalidate_prefix("user:").await.map(drop).unwrap_err(),
+        cache
+            .invalidate_prefix("user:")
+            .await
+            .map(drop)
+            .unwrap_err(),
     ] {
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_temporary());
-        assert!(e.operation().is_some_and(|op| op.starts_with("cache.")), "{e}");
+        assert!(
+            e.operation().is_some_and(|op| op.starts_with("cache.")),
+            "{e}"
+        );
     }
     assert_eq!(cache.stats().await.store, None);
 
     // Back up: the next call caches, the one after hits.
     store.set_down(false);
-    let _: User = cache.get_or_set("user:1", TTL, || async { Ok(ada()) }).await.unwrap();
-    let _: User = cache.get_or_set("user:1", TTL, || async { Ok(ada()) }).await.unwrap();
+    let _: User = cache
+        .get_or_set("user:1", TTL, || async { Ok(ada()) })
+        .await
+        .unwrap();
+    let _: User = cache
+        .get_or_set("user:1", TTL, || async { Ok(ada()) })
+        .await
+        .unwrap();
     assert_eq!(cache.counters().loader_calls, 4);
     assert_eq!(cache.counters().hits, 1);
 }
@@ -91,10 +104,17 @@ async fn over_a_fallback_store_the_cache_keeps_caching_during_an_outage() {
         .unwrap();
     primary.set_down(true);
     for _ in 0..3 {
-        let v: u32 = cache.get_or_set("k", TTL, || async { Ok(1u32) }).await.unwrap();
+        let v: u32 = cache
+            .get_or_set("k", TTL, || async { Ok(1u32) })
+            .await
+            .unwrap();
         assert_eq!(v, 1);
     }
-    assert_eq!(cache.counters().loader_calls, 1, "cached in the insurance store");
+    assert_eq!(
+        cache.counters().loader_calls,
+        1,
+        "cached in the insurance store"
+    );
     assert_eq!(cache.counters().errors, 0);
 }
 
@@ -111,13 +131,17 @@ async fn corrupt_values_are_misses_that_get_overwritten() {
     let cache = Cache::builder(store.clone()).build().unwrap();
     let valid = {
         cache.set("probe", &ada(), TTL).await.unwrap();
-        store.get(&Key::new("cache:k:probe").unwrap()).await.unwrap().unwrap()
+        store
+            .get(&Key::new("cache:k:probe").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
     };
     let junk: Vec<Vec<u8>> = vec![
         b"\x00\xffgarbage".to_vec(),
         b"{\"id\":1,\"name\":\"raw json, no envelope\"}".to_vec(),
-        valid[..valid.len() - 3].to_vec(),    // truncated value
-        valid[..10].to_vec(),                 // truncated header
+        valid[..valid.len() - 3].to_vec(), // truncated value
+        valid[..10].to_vec(),              // truncated header
         [&valid[..2], &[0xF0], &valid[3..]].concat(), // unknown flags
         Vec::new(),
     ];
@@ -129,9 +153,16 @@ async fn corrupt_values_are_misses_that_get_overwritten() {
         assert!(!cache.exists(&key).await.unwrap());
         assert_eq!(cache.counters().corrupt, before + 2, "case {i}");
         // get_or_set loads and overwrites it.
-        let user: User = cache.get_or_set(&key, TTL, || async { Ok(ada()) }).await.unwrap();
+        let user: User = cache
+            .get_or_set(&key, TTL, || async { Ok(ada()) })
+            .await
+            .unwrap();
         assert_eq!(user, ada());
-        assert_eq!(cache.get::<User>(&key).await.unwrap(), Some(ada()), "case {i}");
+        assert_eq!(
+            cache.get::<User>(&key).await.unwrap(),
+            Some(ada()),
+            "case {i}"
+        );
     }
     assert_eq!(cache.counters().loader_calls, junk.len() as u64);
 }
@@ -140,7 +171,10 @@ async fn corrupt_values_are_misses_that_get_overwritten() {
 async fn a_value_of_another_type_or_codec_is_a_miss() {
     let store = Arc::new(MemoryStore::new());
     let json = Cache::builder(store.clone()).build().unwrap();
-    let msgpack = Cache::builder(store.clone()).codec(MsgPack).build().unwrap();
+    let msgpack = Cache::builder(store.clone())
+        .codec(MsgPack)
+        .build()
+        .unwrap();
     json.set("n", &42u64, TTL).await.unwrap();
     // Another type: a miss, counted, then overwritten by get_or_set.
     assert_eq!(json.get::<User>("n").await.unwrap(), None);
@@ -148,7 +182,10 @@ async fn a_value_of_another_type_or_codec_is_a_miss() {
     // Another codec: never decoded as MessagePack (JSON `42` would be).
     assert_eq!(msgpack.get::<u64>("n").await.unwrap(), None);
     assert_eq!(msgpack.counters().corrupt, 1);
-    let v: u64 = msgpack.get_or_set("n", TTL, || async { Ok(7u64) }).await.unwrap();
+    let v: u64 = msgpack
+        .get_or_set("n", TTL, || async { Ok(7u64) })
+        .await
+        .unwrap();
     assert_eq!(v, 7);
     assert_eq!(msgpack.get::<u64>("n").await.unwrap(), Some(7));
     assert_eq!(json.get::<u64>("n").await.unwrap(), None);

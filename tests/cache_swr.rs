@@ -31,7 +31,11 @@ async fn stale_is_served_while_exactly_one_refresh_runs() {
     assert_eq!(v, "v1");
 
     clock.advance(Duration::from_secs(15)); // past fresh, within grace
-    assert_eq!(cache.get::<String>("k").await.unwrap(), None, "get returns fresh values only");
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap(),
+        None,
+        "get returns fresh values only"
+    );
     assert_eq!(cache.ttl("k").await.unwrap(), KeyTtl::Missing);
 
     let refresh_calls = Arc::new(AtomicU64::new(0));
@@ -54,8 +58,15 @@ async fn stale_is_served_while_exactly_one_refresh_runs() {
 
     gate.open();
     until("the refresh to land", || cache.counters().refreshes == 1).await;
-    assert_eq!(refresh_calls.load(Ordering::SeqCst), 1, "exactly one refresh");
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(
+        refresh_calls.load(Ordering::SeqCst),
+        1,
+        "exactly one refresh"
+    );
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v2")
+    );
     assert_eq!(
         cache.ttl("k").await.unwrap(),
         KeyTtl::Expires(Duration::from_secs(10))
@@ -74,7 +85,10 @@ async fn past_the_grace_period_it_is_a_plain_miss() {
         .get_or_set("k", EntryOptions::new(), || async { Ok(2u32) })
         .await
         .unwrap();
-    assert_eq!(v, 2, "nothing stale left to serve: the caller waits for the loader");
+    assert_eq!(
+        v, 2,
+        "nothing stale left to serve: the caller waits for the loader"
+    );
     let c = cache.counters();
     assert_eq!((c.stale_served, c.misses, c.refreshes), (0, 1, 0));
 }
@@ -100,7 +114,10 @@ async fn a_failed_refresh_keeps_serving_stale_and_is_retried() {
         .unwrap();
     assert_eq!(served, "old");
     until("the second refresh", || cache.counters().refreshes == 1).await;
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("new"));
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("new")
+    );
 }
 
 #[tokio::test]
@@ -112,7 +129,11 @@ async fn per_entry_grace_overrides_the_cache() {
         .await
         .unwrap();
     cache
-        .set("lenient", &1u8, EntryOptions::new().grace(Duration::from_secs(1_000)))
+        .set(
+            "lenient",
+            &1u8,
+            EntryOptions::new().grace(Duration::from_secs(1_000)),
+        )
         .await
         .unwrap();
     clock.advance(Duration::from_secs(500));

@@ -24,7 +24,10 @@ async fn tag_invalidation<S: Store + 'static>(store: S) {
         .set("b", &"B", tagged(&["team:1", "org:9"]))
         .await
         .unwrap();
-    cache.set("c", &"C", tagged(&["team:2", "org:9"])).await.unwrap();
+    cache
+        .set("c", &"C", tagged(&["team:2", "org:9"]))
+        .await
+        .unwrap();
     cache.set("plain", &"P", TTL).await.unwrap();
     let c: String = cache
         .get_or_set("d", tagged(&["team:1"]), || async { Ok("D".to_string()) })
@@ -33,8 +36,18 @@ async fn tag_invalidation<S: Store + 'static>(store: S) {
     assert_eq!(c, "D");
 
     cache.invalidate_tag("team:1").await.unwrap();
-    for (key, expect) in [("a", None), ("b", None), ("c", Some("C")), ("d", None), ("plain", Some("P"))] {
-        assert_eq!(cache.get::<String>(key).await.unwrap().as_deref(), expect, "{key}");
+    for (key, expect) in [
+        ("a", None),
+        ("b", None),
+        ("c", Some("C")),
+        ("d", None),
+        ("plain", Some("P")),
+    ] {
+        assert_eq!(
+            cache.get::<String>(key).await.unwrap().as_deref(),
+            expect,
+            "{key}"
+        );
     }
     // get_or_set reloads an invalidated entry.
     let d: String = cache
@@ -42,11 +55,17 @@ async fn tag_invalidation<S: Store + 'static>(store: S) {
         .await
         .unwrap();
     assert_eq!(d, "D2");
-    assert_eq!(cache.get::<String>("d").await.unwrap().as_deref(), Some("D2"));
+    assert_eq!(
+        cache.get::<String>("d").await.unwrap().as_deref(),
+        Some("D2")
+    );
 
     cache.invalidate_tag("org:9").await.unwrap();
     assert_eq!(cache.get::<String>("c").await.unwrap(), None);
-    assert_eq!(cache.get::<String>("d").await.unwrap().as_deref(), Some("D2"));
+    assert_eq!(
+        cache.get::<String>("d").await.unwrap().as_deref(),
+        Some("D2")
+    );
     assert_eq!(cache.counters().tag_invalidations, 2);
 }
 
@@ -213,7 +232,11 @@ async fn prefix_invalidation_takes_user_input_literally() {
             .await
             .unwrap();
         assert_eq!(n as usize, deleted.len(), "user id {user_id:?}");
-        let expect: Vec<&str> = KEYS.iter().copied().filter(|k| !deleted.contains(k)).collect();
+        let expect: Vec<&str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| !deleted.contains(k))
+            .collect();
         assert_eq!(left(&cache).await, expect, "user id {user_id:?}");
     }
 }
@@ -231,12 +254,19 @@ async fn pattern_invalidation_with_escaped_user_input() {
         let pattern = format!("user:{}:*", escape_glob(user_id));
         let n = cache.invalidate_matching(&pattern).await.unwrap();
         assert_eq!(n as usize, deleted.len(), "user id {user_id:?}");
-        let expect: Vec<&str> = KEYS.iter().copied().filter(|k| !deleted.contains(k)).collect();
+        let expect: Vec<&str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| !deleted.contains(k))
+            .collect();
         assert_eq!(left(&cache).await, expect, "user id {user_id:?}");
     }
     // The pattern's own wildcards still work.
     fill(&cache).await;
-    assert_eq!(cache.invalidate_matching("user:1*:profile").await.unwrap(), 2);
+    assert_eq!(
+        cache.invalidate_matching("user:1*:profile").await.unwrap(),
+        2
+    );
     assert_eq!(cache.invalidate_matching("*:settings").await.unwrap(), 1);
     assert_eq!(cache.clear().await.unwrap(), (KEYS.len() - 3) as u64);
     assert!(left(&cache).await.is_empty());
@@ -246,13 +276,23 @@ async fn pattern_invalidation_with_escaped_user_input() {
 #[tokio::test]
 async fn invalidation_stays_inside_the_namespace() {
     let store = Arc::new(MemoryStore::new());
-    let a = Cache::builder(store.clone()).namespace("a").build().unwrap();
-    let b = Cache::builder(store.clone()).namespace("b").build().unwrap();
+    let a = Cache::builder(store.clone())
+        .namespace("a")
+        .build()
+        .unwrap();
+    let b = Cache::builder(store.clone())
+        .namespace("b")
+        .build()
+        .unwrap();
     a.set("k", &1, TTL).await.unwrap();
     b.set("k", &2, TTL).await.unwrap();
     assert_eq!(a.clear().await.unwrap(), 1);
     assert_eq!(a.get::<i32>("k").await.unwrap(), None);
     assert_eq!(b.get::<i32>("k").await.unwrap(), Some(2));
     assert_eq!(b.invalidate_matching("*").await.unwrap(), 1);
-    assert!(store.get(&Key::new("b:k:k").unwrap()).await.unwrap().is_none());
+    assert!(store
+        .get(&Key::new("b:k:k").unwrap())
+        .await
+        .unwrap()
+        .is_none());
 }

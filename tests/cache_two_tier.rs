@@ -93,22 +93,35 @@ async fn tag_invalidation_reaches_every_l1_in_constant_work() {
     let (a, b) = (server(&l2, &clock).await, server(&l2, &clock).await);
     let team = EntryOptions::new().tag("team:1");
     for i in 0..50 {
-        a.cache.set(&format!("m{i}"), &i, team.clone()).await.unwrap();
+        a.cache
+            .set(&format!("m{i}"), &i, team.clone())
+            .await
+            .unwrap();
     }
     received(&b, 50).await;
     for i in 0..50 {
         assert_eq!(b.cache.get::<i32>(&format!("m{i}")).await.unwrap(), Some(i));
     }
-    assert!(in_l1(&b, "cache:t:team:1").await, "B keeps a copy of the tag version");
+    assert!(
+        in_l1(&b, "cache:t:team:1").await,
+        "B keeps a copy of the tag version"
+    );
     let reads = l2.reads();
     assert_eq!(b.cache.get::<i32>("m7").await.unwrap(), Some(7));
-    assert_eq!(l2.reads(), reads, "a tagged L1 hit checks the L1's tag copy only");
+    assert_eq!(
+        l2.reads(),
+        reads,
+        "a tagged L1 hit checks the L1's tag copy only"
+    );
 
     a.cache.invalidate_tag("team:1").await.unwrap();
     // One message; B drops one key (the tag copy), not fifty.
     received(&b, 51).await;
     assert!(!in_l1(&b, "cache:t:team:1").await);
-    assert!(in_l1(&b, "cache:k:m7").await, "entries stay, they just miss");
+    assert!(
+        in_l1(&b, "cache:k:m7").await,
+        "entries stay, they just miss"
+    );
     for i in 0..50 {
         assert_eq!(b.cache.get::<i32>(&format!("m{i}")).await.unwrap(), None);
         assert_eq!(a.cache.get::<i32>(&format!("m{i}")).await.unwrap(), None);
@@ -132,7 +145,10 @@ async fn prefix_pattern_and_clear_reach_every_l1() {
     a.cache.invalidate_prefix("user:*:").await.unwrap();
     received(&b, 5).await;
     assert!(!in_l1(&b, "cache:k:user:*:a").await);
-    assert!(in_l1(&b, "cache:k:user:1:a").await, "`*` in the prefix is literal");
+    assert!(
+        in_l1(&b, "cache:k:user:1:a").await,
+        "`*` in the prefix is literal"
+    );
 
     a.cache
         .invalidate_matching(&format!("user:{}:*", rampart::escape_glob("1")))
@@ -163,11 +179,20 @@ async fn a_lost_message_is_bounded_by_the_l1_ttl() {
         .build()
         .unwrap();
     silent.set("k", &"old", EntryOptions::new()).await.unwrap();
-    assert_eq!(b.cache.get::<String>("k").await.unwrap().as_deref(), Some("old"));
+    assert_eq!(
+        b.cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("old")
+    );
     silent.set("k", &"new", EntryOptions::new()).await.unwrap();
-    assert_eq!(b.cache.get::<String>("k").await.unwrap().as_deref(), Some("old"));
+    assert_eq!(
+        b.cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("old")
+    );
     clock.advance(Duration::from_secs(30));
-    assert_eq!(b.cache.get::<String>("k").await.unwrap().as_deref(), Some("new"));
+    assert_eq!(
+        b.cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("new")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +202,9 @@ async fn get_or_set_fills_the_l1_and_stats_report_both_tiers() {
     let a = server(&l2, &clock).await;
     let v: String = a
         .cache
-        .get_or_set("k", EntryOptions::new().tag("t"), || async { Ok("v".to_string()) })
+        .get_or_set("k", EntryOptions::new().tag("t"), || async {
+            Ok("v".to_string())
+        })
         .await
         .unwrap();
     assert_eq!(v, "v");
@@ -185,7 +212,9 @@ async fn get_or_set_fills_the_l1_and_stats_report_both_tiers() {
     assert!(in_l1(&a, "cache:t:t").await);
     let v: String = a
         .cache
-        .get_or_set("k", EntryOptions::new().tag("t"), || async { Ok("other".to_string()) })
+        .get_or_set("k", EntryOptions::new().tag("t"), || async {
+            Ok("other".to_string())
+        })
         .await
         .unwrap();
     assert_eq!(v, "v");

@@ -51,7 +51,7 @@ pub const MAX_DECOMPRESSED: usize = 512 * 1024 * 1024;
 /// LZ4 never expands a byte of input into more than 255 bytes of output.
 const LZ4_MAX_RATIO: usize = 255;
 
-/// A decoded entry. The payload is a slice of the stored bytes (no copy).
+/// A decoded entry. The payload stays inside the stored bytes (no copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Envelope {
     /// The stored bytes, whole (an L1 fill copies them as they are).
@@ -63,7 +63,8 @@ pub(crate) struct Envelope {
     pub stale_until: u64,
     /// (tag name, version recorded at write time).
     pub tags: Vec<(String, u64)>,
-    payload: Bytes,
+    /// Where the payload starts in `raw`.
+    payload_at: usize,
 }
 
 /// What to write.
@@ -172,7 +173,9 @@ impl Envelope {
         let fresh_until = r.u64()?;
         let stale_until = r.u64()?;
         if stale_until < fresh_until {
-            return Err(corrupt("cache entry goes stale before it stops being fresh"));
+            return Err(corrupt(
+                "cache entry goes stale before it stops being fresh",
+            ));
         }
         let count = r.u8()? as usize;
         if count > MAX_TAGS {
@@ -194,7 +197,6 @@ impl Envelope {
         if negative && (compressed || at != raw.len()) {
             return Err(corrupt("negative cache entry carries a value"));
         }
-        let payload = raw.slice(at..);
         Ok(Envelope {
             raw,
             compressed,
@@ -203,29 +205,29 @@ impl Envelope {
             fresh_until,
             stale_until,
             tags,
-            payload,
+            payload_at: at,
         })
     }
 
     /// The codec's bytes, decompressed if needed.
     pub fn payload(&self) -> Result<Cow<'_, [u8]>> {
+        let payload = self.raw.get(self.payload_at..).unwrap_or_default();
         if !self.compressed {
-            return Ok(Cow::Borrowed(&self.payload));
+            return Ok(Cow::Borrowed(payload));
         }
         let mut r = Reader {
-            bytes: &self.payload,
+            bytes: payload,
             at: 0,
         };
         let mut len = [0u8; 4];
         len.copy_from_slice(r.take(4)?);
         let len = u32::from_le_bytes(len) as usize;
-        let block = &self.payload[4..];
+        let block = &payload[4..];
         if len > MAX_DECOMPRESSED || len > block.len().saturating_mul(LZ4_MAX_RATIO) {
             return Err(corrupt("compressed cache entry claims an impossible size"));
         }
-        let out = lz4_flex::block::decompress(block, len).map_err(|e| {
-            corrupt("compressed cache entry does not decompress").with_source(e)
-        })?;
+        let out = lz4_flex::block::decompress(block, len)
+            .map_err(|e| corrupt("compressed cache entry does not decompress").with_source(e))?;
         if out.len() != len {
             return Err(corrupt("compressed cache entry has the wrong length"));
         }
@@ -251,7 +253,7 @@ mod tests {
 
     #[test]
     fn round_trips_plain_tagged_negative_and_compressed() {
-        let tags = vec![("user:1".to_string(), 7), ("team".to_string(), u64::MAX)];
+        let tags = [("user:1".to_string(), 7), ("team".to_string(), u64::MAX)];
         let big = vec![b'a'; 10_000];
         for (tags, payload) in [
             (&[][..], Some(&b"{\"x\":1}"[..])),
@@ -264,12 +266,19 @@ mod tests {
             let env = Envelope::decode(raw.clone()).unwrap();
             assert_eq!(env.raw, raw);
             assert_eq!(env.tags, tags);
-            assert_eq!((env.fresh_until, env.stale_until, env.codec), (1_000, 2_000, 1));
+            assert_eq!(
+                (env.fresh_until, env.stale_until, env.codec),
+                (1_000, 2_000, 1)
+            );
             assert_eq!(env.negative, payload.is_none());
             assert_eq!(env.payload().unwrap().as_ref(), payload.unwrap_or_default());
         }
         let raw = entry(&[], Some(&big)).encode();
-        assert!(raw.len() < 200, "10 kB of one byte compresses: {}", raw.len());
+        assert!(
+            raw.len() < 200,
+            "10 kB of one byte compresses: {}",
+            raw.len()
+        );
         assert_eq!(entry(&[], Some(b"v")).encode().len(), HEADER + 1);
     }
 
@@ -291,7 +300,7 @@ mod tests {
 
     #[test]
     fn corrupt_bytes_are_typed_errors_never_panics() {
-        let tags = vec![("t".to_string(), 1)];
+        let tags = [("t".to_string(), 1)];
         let good = entry(&tags, Some(&[b'z'; 500])).encode();
         // Every truncation, and every single-byte change, of a valid entry.
         for cut in 0..good.len() {

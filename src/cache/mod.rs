@@ -72,7 +72,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use futures_util::future::{FutureExt, Shared};
+use futures_util::future::{ready, Either, FutureExt, Shared};
 use serde::{de::DeserializeOwned, Serialize};
 
 use self::envelope::{Envelope, NewEntry, MAX_TAGS, MAX_TAG_LEN};
@@ -192,6 +192,9 @@ struct Config {
     tag_ttl: Option<Duration>,
 }
 
+/// Keys up to this long are joined on the stack.
+const STACK_KEY: usize = 192;
+
 /// Where the cache's keys live.
 #[derive(Debug)]
 struct Names {
@@ -228,10 +231,18 @@ impl Names {
         if key.is_empty() {
             return Err(Error::invalid_key("a cache key is empty"));
         }
-        let mut full = String::with_capacity(self.entries.len() + key.len());
-        full.push_str(&self.entries);
-        full.push_str(key);
-        Key::new(full)
+        // The hot path: join on the stack, so the key's own copy is the
+        // only allocation.
+        let (prefix, len) = (self.entries.as_bytes(), self.entries.len() + key.len());
+        if len <= STACK_KEY {
+            let mut buf = [0u8; STACK_KEY];
+            buf[..prefix.len()].copy_from_slice(prefix);
+            buf[prefix.len()..len].copy_from_slice(key.as_bytes());
+            if let Ok(full) = std::str::from_utf8(&buf[..len]) {
+                return Key::new(full);
+            }
+        }
+        Key::new(format!("{}{key}", self.entries))
     }
 
     fn tag(&self, tag: &str) -> Result<Key> {
@@ -283,6 +294,14 @@ struct Plan {
     tag_keys: Vec<Key>,
 }
 
+/// Where an entry is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Age {
+    Fresh,
+    Stale,
+    Dead,
+}
+
 /// What a read found.
 enum Found {
     Fresh(Envelope),
@@ -325,6 +344,8 @@ struct Inner<S, C> {
     counters: Arc<Counters>,
     flights: Arc<Flights>,
     tier: Option<Arc<Tier>>,
+    /// The clock is the system clock, as the store's expiry is.
+    system_clock: bool,
     /// Resolves once the L1 listener has subscribed (`true`) or given up.
     ready: Option<Shared<oneshot::Receiver<bool>>>,
     /// Dropped with the cache: stops the L1 listener.
@@ -499,7 +520,11 @@ impl<S: Store + 'static, C: Codec + 'static> CacheBuilder<S, C> {
 
 impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
     /// Builds from checked settings (`Cache::new`'s defaults are valid).
+    // On wasm nothing is `Send`; the `Arc`s are shared with spawned local
+    // tasks all the same (one code path for both targets).
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     fn from_builder(b: CacheBuilder<S, C>, names: Names) -> Self {
+        let system_clock = b.clock.is_none();
         let clock = b.clock.unwrap_or_else(SystemClock::shared);
         let rng = Rng::seeded(&*clock);
         let counters = Arc::new(Counters::default());
@@ -524,6 +549,7 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
             rng,
             counters,
             flights: Arc::new(Flights::default()),
+            system_clock,
             ready: tier.as_ref().map(|_| ready_rx.shared()),
             _shutdown: tier.as_ref().map(|_| shutdown_tx),
             tier,
@@ -583,9 +609,18 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
     ///
     /// # Errors
     /// An invalid key, or the store failing.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+    pub fn get<'a, T: DeserializeOwned + 'a>(
+        &'a self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<T>>> + 'a {
+        match self.inner.names.entry(key) {
+            Ok(key) => Either::Left(self.get_entry(key)),
+            Err(e) => Either::Right(ready(Err(e))),
+        }
+    }
+
+    async fn get_entry<T: DeserializeOwned>(&self, key: Key) -> Result<Option<T>> {
         let inner = &*self.inner;
-        let key = inner.names.entry(key)?;
         let read = inner
             .read(&key, &[])
             .await
@@ -624,10 +659,7 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
         let inner = &*self.inner;
         let key = inner.names.entry(key)?;
         let plan = inner.plan(options.into())?;
-        let payload = inner
-            .codec
-            .encode(value)
-            .map_err(|e| e.with_key(&key))?;
+        let payload = inner.codec.encode(value).map_err(|e| e.with_key(&key))?;
         let tags = inner
             .current_tags(&plan, None)
             .await
@@ -671,9 +703,7 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
         Ok(match read.found {
             // Checked as `get` would decode it, whatever the type.
             Found::Fresh(env) if !env.negative => {
-                let valid = inner
-                    .decode_value::<serde::de::IgnoredAny>(&env)
-                    .is_ok();
+                let valid = inner.decode_value::<serde::de::IgnoredAny>(&env).is_ok();
                 if !valid {
                     bump(&inner.counters.corrupt);
                 }
@@ -718,15 +748,19 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
     /// The loader must be `'static` (it may outlive the call, as a
     /// background refresh): move clones of what it needs into it.
     ///
+    /// (An `async fn` in effect: the key and options are checked when it
+    /// is called, the rest happens when the future is awaited; the future
+    /// borrows only the cache.)
+    ///
     /// # Errors
     /// An invalid key, TTL or tag; the loader's error; a value that cannot
     /// be encoded.
-    pub async fn get_or_set<T, F, Fut>(
+    pub fn get_or_set<T, F, Fut>(
         &self,
         key: &str,
         options: impl Into<EntryOptions>,
         loader: F,
-    ) -> Result<T>
+    ) -> impl Future<Output = Result<T>> + '_
     where
         T: Serialize + DeserializeOwned + MaybeSend + 'static,
         F: FnOnce() -> Fut + MaybeSend + 'static,
@@ -736,29 +770,30 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
             let load = loader();
             async move { load.await.map(Some) }
         };
-        match self.load(key, options.into(), false, loader).await? {
-            Some(value) => Ok(value),
-            None => Err(Error::new(ErrorKind::NotFound, "the loader found nothing")
-                .with_operation("cache.get_or_set")),
-        }
+        self.load(key, options.into(), false, loader)
+            .map(|loaded| match loaded? {
+                Some(value) => Ok(value),
+                None => Err(Error::new(ErrorKind::NotFound, "the loader found nothing")
+                    .with_operation("cache.get_or_set")),
+            })
     }
 
     /// [`Cache::get_or_set`] for lookups that may find nothing: the loader
     /// returns `None` for "not found", which is cached for the cache's
     /// [negative TTL](CacheBuilder::negative_ttl) if one is set (so a
     /// missing row is not looked up again and again).
-    pub async fn get_or_set_optional<T, F, Fut>(
+    pub fn get_or_set_optional<T, F, Fut>(
         &self,
         key: &str,
         options: impl Into<EntryOptions>,
         loader: F,
-    ) -> Result<Option<T>>
+    ) -> impl Future<Output = Result<Option<T>>> + '_
     where
         T: Serialize + DeserializeOwned + MaybeSend + 'static,
         F: FnOnce() -> Fut + MaybeSend + 'static,
         Fut: Future<Output = Result<Option<T>>> + MaybeSend + 'static,
     {
-        self.load(key, options.into(), true, loader).await
+        self.load(key, options.into(), true, loader)
     }
 
     /// Makes every entry tagged `tag` miss: one store write, whatever the
@@ -816,7 +851,9 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
     pub async fn invalidate_matching(&self, pattern: &str) -> Result<u64> {
         let inner = &*self.inner;
         if pattern.len() > MAX_KEY_LEN {
-            return Err(Error::invalid_input("the pattern is longer than a key may be"));
+            return Err(Error::invalid_input(
+                "the pattern is longer than a key may be",
+            ));
         }
         let at = inner.names.entries.len();
         let scan = format!("{}{}", inner.names.entries, literal_prefix(pattern));
@@ -877,10 +914,35 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
         stats
     }
 
-    async fn load<T, F, Fut>(
+    /// Checks the key and options at once; the returned future holds only
+    /// what it needs (a hit's future stays small).
+    fn load<T, F, Fut>(
         &self,
         key: &str,
         options: EntryOptions,
+        optional: bool,
+        loader: F,
+    ) -> impl Future<Output = Result<Option<T>>> + '_
+    where
+        T: Serialize + DeserializeOwned + MaybeSend + 'static,
+        F: FnOnce() -> Fut + MaybeSend + 'static,
+        Fut: Future<Output = Result<Option<T>>> + MaybeSend + 'static,
+    {
+        let prepared = self
+            .inner
+            .names
+            .entry(key)
+            .and_then(|key| Ok((key, self.inner.plan(options)?)));
+        match prepared {
+            Ok((key, plan)) => Either::Left(self.load_prepared(key, plan, optional, loader)),
+            Err(e) => Either::Right(ready(Err(e))),
+        }
+    }
+
+    async fn load_prepared<T, F, Fut>(
+        &self,
+        key: Key,
+        plan: Plan,
         optional: bool,
         loader: F,
     ) -> Result<Option<T>>
@@ -890,8 +952,6 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
         Fut: Future<Output = Result<Option<T>>> + MaybeSend + 'static,
     {
         let inner = &self.inner;
-        let key = inner.names.entry(key)?;
-        let plan = inner.plan(options)?;
         let read = match inner.read(&key, &plan.tag_keys).await {
             Ok(read) => read,
             Err(_) => {
@@ -903,45 +963,70 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
                 }
             }
         };
-        match read.found {
-            Found::Fresh(env) if env.negative && optional => {
+        if let Found::Fresh(env) = &read.found {
+            if env.negative && optional {
                 bump(&inner.counters.hits);
                 return Ok(None);
             }
-            Found::Fresh(env) if !env.negative => match inner.decode_value::<T>(&env) {
-                Ok(value) => {
-                    bump(&inner.counters.hits);
-                    return Ok(value);
-                }
-                Err(_) => bump(&inner.counters.corrupt),
-            },
-            Found::Stale(env) if !env.negative => match inner.decode_value::<T>(&env) {
-                Ok(stale) => {
-                    bump(&inner.counters.hits);
-                    bump(&inner.counters.stale_served);
-                    let (flight, new) =
-                        inner.start_flight(key.clone(), plan, read.versions, read.epoch, true, loader);
-                    if !new {
-                        return Ok(stale);
+            if !env.negative {
+                match inner.decode_value::<T>(env) {
+                    Ok(value) => {
+                        bump(&inner.counters.hits);
+                        return Ok(value);
                     }
-                    let driver = flight.clone();
-                    if rt::spawn(async move {
-                        let _ = driver.await;
-                    })
-                    .is_ok()
-                    {
-                        return Ok(stale);
-                    }
-                    // No runtime to refresh in the background: refresh now,
-                    // and keep serving the stale value if that fails.
-                    return match flight.await {
-                        Ok(Some(bytes)) => Ok(inner.codec.decode(&bytes).ok().or(stale)),
-                        _ => Ok(stale),
-                    };
+                    Err(_) => bump(&inner.counters.corrupt),
                 }
-                Err(_) => bump(&inner.counters.corrupt),
-            },
-            _ => {}
+            }
+        }
+        // Stale or missing: the rest lives in its own (boxed) future, so
+        // a hit's future stays small.
+        Box::pin(self.load_slow(key, plan, read, optional, loader)).await
+    }
+
+    /// `load` past a fresh hit: serve stale and refresh, or load.
+    async fn load_slow<T, F, Fut>(
+        &self,
+        key: Key,
+        plan: Plan,
+        read: Read,
+        optional: bool,
+        loader: F,
+    ) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned + MaybeSend + 'static,
+        F: FnOnce() -> Fut + MaybeSend + 'static,
+        Fut: Future<Output = Result<Option<T>>> + MaybeSend + 'static,
+    {
+        let inner = &self.inner;
+        if let Found::Stale(env) = &read.found {
+            if !env.negative {
+                match inner.decode_value::<T>(env) {
+                    Ok(stale) => {
+                        bump(&inner.counters.hits);
+                        bump(&inner.counters.stale_served);
+                        let (flight, new) =
+                            inner.start_flight(key, plan, read.versions, read.epoch, true, loader);
+                        if !new {
+                            return Ok(stale);
+                        }
+                        let driver = flight.clone();
+                        if rt::spawn(async move {
+                            let _ = driver.await;
+                        })
+                        .is_ok()
+                        {
+                            return Ok(stale);
+                        }
+                        // No runtime to refresh in the background: refresh
+                        // now, and keep serving the stale value if that fails.
+                        return match flight.await {
+                            Ok(Some(bytes)) => Ok(inner.codec.decode(&bytes).ok().or(stale)),
+                            _ => Ok(stale),
+                        };
+                    }
+                    Err(_) => bump(&inner.counters.corrupt),
+                }
+            }
         }
         bump(&inner.counters.misses);
         let (flight, new) =
@@ -976,6 +1061,29 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
         self.tier.as_ref().map_or(0, |t| t.epoch())
     }
 
+    /// Where `env` is in its life.
+    ///
+    /// The stores expire an entry when its stale period ends, so an entry
+    /// the store returned is alive. When it has no stale period and the
+    /// cache runs on the system clock, as the store does, the store's
+    /// expiry already answers "fresh?" (to the store's precision, at worst
+    /// a millisecond late), so the hot path skips reading the clock; with
+    /// an injected clock or a grace period, the envelope is checked.
+    fn age(&self, env: &Envelope) -> Age {
+        if env.fresh_until == u64::MAX || (self.system_clock && env.fresh_until == env.stale_until)
+        {
+            return Age::Fresh;
+        }
+        let now = self.now();
+        if now >= env.stale_until {
+            Age::Dead
+        } else if now >= env.fresh_until {
+            Age::Stale
+        } else {
+            Age::Fresh
+        }
+    }
+
     fn live_tier(&self) -> Option<&Tier> {
         self.tier.as_deref().filter(|t| t.live())
     }
@@ -1000,11 +1108,13 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
                 "an entry may carry at most {MAX_TAGS} tags"
             )));
         }
-        let tag_keys = options
-            .tags
-            .iter()
-            .map(|t| self.names.tag(t))
-            .collect::<Result<Vec<_>>>()?;
+        let mut tag_keys = Vec::new();
+        if !options.tags.is_empty() {
+            tag_keys.reserve_exact(options.tags.len());
+            for tag in &options.tags {
+                tag_keys.push(self.names.tag(tag)?);
+            }
+        }
         Ok(Plan {
             fresh,
             grace,
@@ -1022,7 +1132,11 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
     }
 
     /// Fresh-until, stale-until and the store TTL of an entry written now.
-    fn lifetimes(&self, fresh: Option<Duration>, grace: Option<Duration>) -> (u64, u64, Option<Duration>) {
+    fn lifetimes(
+        &self,
+        fresh: Option<Duration>,
+        grace: Option<Duration>,
+    ) -> (u64, u64, Option<Duration>) {
         let Some(fresh) = fresh else {
             return (u64::MAX, u64::MAX, None);
         };
@@ -1067,9 +1181,23 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
     /// Reads `key` (L1 first when live), with the versions of `tag_keys`
     /// in the same round trip, and checks freshness and tags.
     async fn read(&self, key: &Key, tag_keys: &[Key]) -> Result<Read> {
-        let now = self.now();
+        if self.tier.is_none() && tag_keys.is_empty() {
+            // The common case, kept to one small future: one store read.
+            let raw = self.store.get(key).await?;
+            // (Scoped so nothing big stays in the future across the await.)
+            let tagged = match self.judge(raw, Vec::new(), 0) {
+                Ok(read) => return Ok(read),
+                Err((env, versions)) => Box::pin(self.check_tags(key, tag_keys, env, versions, 0)),
+            };
+            return tagged.await;
+        }
+        Box::pin(self.read_tiered(key, tag_keys)).await
+    }
+
+    /// [`Inner::read`] with an L1, or with tag versions to fetch.
+    async fn read_tiered(&self, key: &Key, tag_keys: &[Key]) -> Result<Read> {
         if let Some(tier) = self.live_tier() {
-            if let Some(env) = self.read_l1(tier, key, now).await {
+            if let Some(env) = self.read_l1(tier, key).await {
                 bump(&self.counters.l1_hits);
                 return Ok(Read {
                     found: Found::Fresh(env),
@@ -1090,63 +1218,97 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
             let versions = values.map(|v| self.version(v.as_deref())).collect();
             (raw, versions)
         };
-        let miss = |versions| Read {
-            found: Found::Miss,
-            versions: Some(versions),
-            epoch,
-        };
-        let Some(raw) = raw else {
-            return Ok(miss(versions));
-        };
-        let env = match Envelope::decode(raw) {
-            Ok(env) if env.codec == self.codec.format_id() => env,
-            _ => {
+        match self.judge(raw, versions, epoch) {
+            Ok(read) => {
+                if let Found::Fresh(env) = &read.found {
+                    self.fill_l1(epoch, key, env, &[]).await;
+                }
+                Ok(read)
+            }
+            Err((env, versions)) => self.check_tags(key, tag_keys, env, versions, epoch).await,
+        }
+    }
+
+    /// Decodes and ages what the store returned: the read, or (`Err`) an
+    /// entry whose tags still have to be checked.
+    #[allow(clippy::type_complexity)]
+    fn judge(
+        &self,
+        raw: Option<Bytes>,
+        versions: Vec<Option<u64>>,
+        epoch: u64,
+    ) -> std::result::Result<Read, (Envelope, Vec<Option<u64>>)> {
+        let found = match raw.map(Envelope::decode) {
+            None => Found::Miss,
+            Some(Ok(env)) if env.codec == self.codec.format_id() => match self.age(&env) {
+                Age::Dead => Found::Miss,
+                _ if !env.tags.is_empty() => return Err((env, versions)),
+                Age::Stale => Found::Stale(env),
+                Age::Fresh => Found::Fresh(env),
+            },
+            Some(_) => {
                 bump(&self.counters.corrupt);
-                return Ok(miss(versions));
+                Found::Miss
             }
         };
-        if now >= env.stale_until {
-            return Ok(miss(versions));
-        }
-        let mut tag_copies = Vec::new();
-        if !env.tags.is_empty() {
-            let current = self.versions_of(&env.tags, tag_keys, &versions).await?;
-            let valid = env
-                .tags
-                .iter()
-                .zip(&current)
-                .all(|((_, recorded), (_, now))| Some(*recorded) == *now);
-            if !valid {
-                return Ok(miss(versions));
-            }
-            tag_copies = current
-                .into_iter()
-                .filter_map(|(k, v)| Some((k?, v?)))
-                .collect();
-        }
-        if now >= env.fresh_until {
-            return Ok(Read {
-                found: Found::Stale(env),
-                versions: Some(versions),
-                epoch,
-            });
-        }
-        if let Some(tier) = self.live_tier() {
-            let left = (env.stale_until != u64::MAX)
-                .then(|| Duration::from_micros(env.stale_until - now));
-            tier.fill(epoch, key, env.raw.clone(), left, &tag_copies)
-                .await;
-        }
         Ok(Read {
-            found: Found::Fresh(env),
+            found,
             versions: Some(versions),
             epoch,
         })
     }
 
+    /// Finishes a read of a tagged entry: its tags' current versions
+    /// (from those read with it, the rest fetched) must match.
+    async fn check_tags(
+        &self,
+        key: &Key,
+        tag_keys: &[Key],
+        env: Envelope,
+        versions: Vec<Option<u64>>,
+        epoch: u64,
+    ) -> Result<Read> {
+        let current = self.versions_of(&env.tags, tag_keys, &versions).await?;
+        let valid = env
+            .tags
+            .iter()
+            .zip(&current)
+            .all(|((_, recorded), (_, now))| Some(*recorded) == *now);
+        let read = |found| Read {
+            found,
+            versions: Some(versions),
+            epoch,
+        };
+        if !valid {
+            return Ok(read(Found::Miss));
+        }
+        Ok(match self.age(&env) {
+            Age::Dead => read(Found::Miss),
+            Age::Stale => read(Found::Stale(env)),
+            Age::Fresh => {
+                let copies: Vec<(Key, u64)> = current
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k?, v?)))
+                    .collect();
+                self.fill_l1(epoch, key, &env, &copies).await;
+                read(Found::Fresh(env))
+            }
+        })
+    }
+
+    /// Copies a fresh entry read from the L2 into a live L1.
+    async fn fill_l1(&self, epoch: u64, key: &Key, env: &Envelope, tags: &[(Key, u64)]) {
+        if let Some(tier) = self.live_tier() {
+            let now = self.now();
+            let left = (env.stale_until != u64::MAX)
+                .then(|| Duration::from_micros(env.stale_until.saturating_sub(now).max(1)));
+            tier.fill(epoch, key, env.raw.clone(), left, tags).await;
+        }
+    }
+
     /// A fresh entry from the L1 whose tags match the L1's copies of the
     /// tag versions; `None` sends the read to the L2.
-    async fn read_l1(&self, tier: &Tier, key: &Key, now: u64) -> Option<Envelope> {
+    async fn read_l1(&self, tier: &Tier, key: &Key) -> Option<Envelope> {
         let raw = match tier.store.get(key).await {
             Ok(raw) => raw?,
             Err(_) => {
@@ -1162,7 +1324,7 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
                 return None;
             }
         };
-        if now >= env.fresh_until {
+        if self.age(&env) != Age::Fresh {
             return None;
         }
         if !env.tags.is_empty() {
@@ -1173,13 +1335,9 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
                 .collect::<Result<Vec<_>>>()
                 .ok()?;
             let copies = tier.store.get_many(&keys).await.ok()?;
-            let valid = env
-                .tags
-                .iter()
-                .zip(&copies)
-                .all(|((_, recorded), copy)| {
-                    copy.as_deref().and_then(parse_version) == Some(*recorded)
-                });
+            let valid = env.tags.iter().zip(&copies).all(|((_, recorded), copy)| {
+                copy.as_deref().and_then(parse_version) == Some(*recorded)
+            });
             if !valid {
                 return None;
             }
@@ -1268,7 +1426,12 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
             let version = self.rng.next();
             let swap = self
                 .store
-                .compare_and_swap(key, None, Some(encode_version(version)), self.config.tag_ttl)
+                .compare_and_swap(
+                    key,
+                    None,
+                    Some(encode_version(version)),
+                    self.config.tag_ttl,
+                )
                 .await?;
             match swap {
                 Swap::Swapped => return Ok(version),
@@ -1285,9 +1448,11 @@ impl<S: Store + 'static, C: Codec + 'static> Inner<S, C> {
                 Swap::Conflict(None) => continue,
             }
         }
-        Err(Error::new(ErrorKind::Conflict, "could not create a tag version")
-            .with_operation("cache.tag")
-            .with_key(key))
+        Err(
+            Error::new(ErrorKind::Conflict, "could not create a tag version")
+                .with_operation("cache.tag")
+                .with_key(key),
+        )
     }
 
     /// Joins the loader flight in the air for `key`, or starts one.
@@ -1415,7 +1580,10 @@ mod tests {
 
     #[test]
     fn names_refuse_bad_namespaces_keys_and_tags() {
-        assert_eq!(Names::new(String::new()).unwrap_err().kind(), ErrorKind::InvalidKey);
+        assert_eq!(
+            Names::new(String::new()).unwrap_err().kind(),
+            ErrorKind::InvalidKey
+        );
         assert!(Names::new("a*".into()).is_err());
         assert!(Names::new("{a}".into()).is_err());
         let names = Names::new("app".into()).unwrap();

@@ -160,7 +160,12 @@ impl Tier {
         let ttl = left.map_or(self.ttl, |left| left.min(self.ttl));
         for (tag_key, version) in tags {
             let version = Bytes::from(version.to_string());
-            if self.store.set(tag_key, version, Some(self.ttl)).await.is_err() {
+            if self
+                .store
+                .set(tag_key, version, Some(self.ttl))
+                .await
+                .is_err()
+            {
                 return self.failed();
             }
         }
@@ -333,7 +338,12 @@ mod tests {
             let msg = inv.encode(42);
             assert_eq!(Invalidation::decode(&msg), Some((42, inv)));
         }
-        for junk in [&b""[..], b"\x01short", b"\x02123456789k", b"\x0112345678\x00z"] {
+        for junk in [
+            &b""[..],
+            b"\x01short",
+            b"\x02123456789k",
+            b"\x0112345678\x00z",
+        ] {
             assert_eq!(Invalidation::decode(junk), None);
         }
     }
