@@ -84,34 +84,52 @@ async fn two_app_servers_invalidate_each_others_l1_over_redis() {
 
     a.cache.set("user:1", &"Ada", TTL).await.unwrap();
     b.received(1).await;
-    assert_eq!(b.cache.get::<String>("user:1").await.unwrap().as_deref(), Some("Ada"));
+    assert_eq!(
+        b.cache.get::<String>("user:1").await.unwrap().as_deref(),
+        Some("Ada")
+    );
     assert!(b.in_l1("cache:k:user:1").await);
     let gets = calls(&server, "get");
     for _ in 0..10 {
-        assert_eq!(b.cache.get::<String>("user:1").await.unwrap().as_deref(), Some("Ada"));
+        assert_eq!(
+            b.cache.get::<String>("user:1").await.unwrap().as_deref(),
+            Some("Ada")
+        );
     }
     assert_eq!(calls(&server, "get"), gets, "L1 hits send nothing to Redis");
 
     a.cache.set("user:1", &"Grace", TTL).await.unwrap();
     b.received(2).await;
     assert!(!b.in_l1("cache:k:user:1").await);
-    assert_eq!(b.cache.get::<String>("user:1").await.unwrap().as_deref(), Some("Grace"));
+    assert_eq!(
+        b.cache.get::<String>("user:1").await.unwrap().as_deref(),
+        Some("Grace")
+    );
 
     // Tags: one SET on Redis, one message, one key dropped per L1.
     let team = EntryOptions::new().ttl(TTL).tag("team:7");
     for i in 0..20 {
-        a.cache.set(&format!("member:{i}"), &i, team.clone()).await.unwrap();
+        a.cache
+            .set(&format!("member:{i}"), &i, team.clone())
+            .await
+            .unwrap();
     }
     b.received(22).await;
     for i in 0..20 {
-        assert_eq!(b.cache.get::<i32>(&format!("member:{i}")).await.unwrap(), Some(i));
+        assert_eq!(
+            b.cache.get::<i32>(&format!("member:{i}")).await.unwrap(),
+            Some(i)
+        );
     }
     let sets = calls(&server, "set");
     a.cache.invalidate_tag("team:7").await.unwrap();
     assert_eq!(calls(&server, "set") - sets, 1);
     b.received(23).await;
     for i in 0..20 {
-        assert_eq!(b.cache.get::<i32>(&format!("member:{i}")).await.unwrap(), None);
+        assert_eq!(
+            b.cache.get::<i32>(&format!("member:{i}")).await.unwrap(),
+            None
+        );
     }
 
     // Deletes by key and by prefix with a glob character in the user id.
@@ -168,7 +186,10 @@ async fn the_l1_listener_resubscribes_after_redis_restarts() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let now = now.expect("B reads the current value");
-    assert!(now >= i - 1, "B serves a current value, not its pre-restart L1: {now} vs {i}");
+    assert!(
+        now >= i - 1,
+        "B serves a current value, not its pre-restart L1: {now} vs {i}"
+    );
 }
 
 /// Commands Redis executed for clients, from `INFO commandstats` (the
@@ -178,7 +199,14 @@ fn commands(server: &common::Server) -> u64 {
         .cli(&["INFO", "commandstats"])
         .lines()
         .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
@@ -247,7 +275,9 @@ async fn swr_tags_and_corrupt_values_over_redis() {
         .build()
         .unwrap();
     let _: String = cache
-        .get_or_set("k", EntryOptions::new().tag("t"), || async { Ok("v1".to_string()) })
+        .get_or_set("k", EntryOptions::new().tag("t"), || async {
+            Ok("v1".to_string())
+        })
         .await
         .unwrap();
     clock.advance(Duration::from_secs(11));
@@ -266,7 +296,10 @@ async fn swr_tags_and_corrupt_values_over_redis() {
     }
     until("the refresh", || cache.counters().refreshes == 1).await;
     assert_eq!(refreshes.load(Ordering::SeqCst), 1);
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v2")
+    );
     cache.invalidate_tag("t").await.unwrap();
     assert_eq!(cache.get::<String>("k").await.unwrap(), None);
 
@@ -275,7 +308,9 @@ async fn swr_tags_and_corrupt_values_over_redis() {
     assert_eq!(cache.get::<String>("junk").await.unwrap(), None);
     assert_eq!(cache.counters().corrupt, 1);
     let v: String = cache
-        .get_or_set("junk", EntryOptions::new(), || async { Ok("fixed".to_string()) })
+        .get_or_set("junk", EntryOptions::new(), || async {
+            Ok("fixed".to_string())
+        })
         .await
         .unwrap();
     assert_eq!(v, "fixed");
