@@ -271,3 +271,16 @@ async fn two_tiers_need_pubsub_on_the_l2() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
 }
+
+#[test]
+fn a_two_tier_cache_needs_a_runtime_for_its_listener() {
+    // Outside any runtime the L1 could never hear of invalidations: the
+    // build says so instead of quietly running without it.
+    let e = Cache::builder(MemoryStore::new())
+        .two_tier(MemoryStore::new(), Duration::from_secs(10))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    // A one-tier cache needs no runtime to be built.
+    assert!(Cache::builder(MemoryStore::new()).build().is_ok());
+}

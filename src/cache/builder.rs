@@ -10,7 +10,7 @@ use futures_util::future::FutureExt;
 use super::flight::Flights;
 use super::names::{Names, Rng};
 use super::options::Config;
-use super::stats::{bump, Counters};
+use super::stats::Counters;
 use super::tier::{self, Tier};
 use super::{Cache, Inner, DEFAULT_NAMESPACE, DEFAULT_TAG_TTL, DEFAULT_TTL};
 use crate::{
@@ -177,16 +177,17 @@ impl<S: Store + 'static, C: Codec + 'static> CacheBuilder<S, C> {
             }
         }
         let names = Names::new(self.namespace.clone())?;
-        Ok(Cache::from_builder(self, names))
+        Cache::from_builder(self, names)
     }
 }
 
 impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
-    /// Builds from checked settings (`Cache::new`'s defaults are valid).
+    /// Builds from checked settings; fails only if a two-tier cache cannot
+    /// start its invalidation listener (no runtime).
     // On wasm nothing is `Send`; the `Arc`s are shared with spawned local
     // tasks all the same (one code path for both targets).
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    fn from_builder(b: CacheBuilder<S, C>, names: Names) -> Self {
+    fn from_builder(b: CacheBuilder<S, C>, names: Names) -> Result<Self> {
         let system_clock = b.clock.is_none();
         let clock = b.clock.unwrap_or_else(SystemClock::shared);
         let rng = Rng::seeded(&*clock);
@@ -227,12 +228,10 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
                 }
             };
             let listener = tier::listen(tier.clone(), subscribe, shutdown_rx, ready_tx);
-            if rt::spawn(listener).is_err() {
-                // No runtime: the L1 stays off (reads and writes go to the
-                // store) and `ready` reports it.
-                bump(&inner.counters.errors);
-            }
+            // Without a runtime to listen on, an L1 could never be told of
+            // invalidations: refuse rather than quietly run without it.
+            rt::spawn(listener).map_err(|e| e.with_operation("cache.build"))?;
         }
-        Cache { inner }
+        Ok(Cache { inner })
     }
 }

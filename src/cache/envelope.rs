@@ -222,7 +222,7 @@ impl Envelope {
         let mut len = [0u8; 4];
         len.copy_from_slice(r.take(4)?);
         let len = u32::from_le_bytes(len) as usize;
-        let block = &payload[4..];
+        let block = payload.get(4..).unwrap_or_default();
         if len > MAX_DECOMPRESSED || len > block.len().saturating_mul(LZ4_MAX_RATIO) {
             return Err(corrupt("compressed cache entry claims an impossible size"));
         }
@@ -326,6 +326,27 @@ mod tests {
         for junk in [&b""[..], b"{\"json\":true}", b"\xca", b"\xca\x02"] {
             let e = Envelope::decode(Bytes::copy_from_slice(junk)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::CorruptData);
+        }
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, half of them behind a valid magic and layout
+        /// byte so the decoder goes deep: a typed error or an entry,
+        /// never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            framed in proptest::prelude::any::<bool>(),
+        ) {
+            let bytes = if framed { [&[MAGIC, LAYOUT][..], &body].concat() } else { body };
+            match Envelope::decode(Bytes::from(bytes)) {
+                Ok(env) => {
+                    if let Err(e) = env.payload() {
+                        proptest::prop_assert_eq!(e.kind(), ErrorKind::CorruptData);
+                    }
+                }
+                Err(e) => proptest::prop_assert_eq!(e.kind(), ErrorKind::CorruptData),
+            }
         }
     }
 

@@ -436,7 +436,11 @@ impl<S: Store + 'static, C: Codec + 'static> Cache<S, C> {
         let scan = format!("{}{}", inner.names.entries, literal_prefix(pattern));
         validate_prefix(&scan)?;
         let n = delete_scan(&inner.store, &scan, |k| {
-            glob_match(pattern, &k.as_str()[at..])
+            // (A store returns keys under the scanned prefix; `get` keeps a
+            // misbehaving one from making this panic.)
+            k.as_str()
+                .get(at..)
+                .is_some_and(|rest| glob_match(pattern, rest))
         })
         .await
         .map_err(|e| inner.failed(e, "cache.invalidate_matching"))?;

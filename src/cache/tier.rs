@@ -190,9 +190,13 @@ impl Tier {
             Invalidation::Matching(pattern) => {
                 let at = self.entry_prefix.len();
                 let scan = format!("{}{}", self.entry_prefix, literal_prefix(pattern));
-                delete_scan(store, &scan, |k| glob_match(pattern, &k.as_str()[at..]))
-                    .await
-                    .map(drop)
+                delete_scan(store, &scan, |k| {
+                    k.as_str()
+                        .get(at..)
+                        .is_some_and(|rest| glob_match(pattern, rest))
+                })
+                .await
+                .map(drop)
             }
             Invalidation::Clear => delete_scan(store, &self.namespace_prefix, |_| true)
                 .await
