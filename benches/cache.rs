@@ -122,6 +122,11 @@ fn cases() -> Vec<Case> {
     let mut cases = vec![Case::raw_moka()];
     cases.extend(Case::cache("memory_store", MemoryStore::new(), Json));
     cases.extend(Case::cache(
+        "moka_store",
+        rampart_moka::MokaStore::new(),
+        Json,
+    ));
+    cases.extend(Case::cache(
         "memory_store_msgpack",
         MemoryStore::new(),
         MsgPack,

@@ -287,7 +287,11 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for kind in [ErrorKind::CorruptData, ErrorKind::InvalidInput, ErrorKind::Backend] {
+        for kind in [
+            ErrorKind::CorruptData,
+            ErrorKind::InvalidInput,
+            ErrorKind::Backend,
+        ] {
             assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
         }
         assert_eq!(ErrorKind::from_code("ERR"), None);

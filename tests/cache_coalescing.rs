@@ -59,6 +59,11 @@ async fn hundred_concurrent_misses_call_the_loader_once_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_misses_call_the_loader_once_moka() {
+    hundred_misses_one_load(rampart_moka::MokaStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_misses_call_the_loader_once_prefixed_dyn() {
     let store: Arc<dyn Store> = Arc::new(Prefixed::new(MemoryStore::new(), "app").unwrap());
     hundred_misses_one_load(store).await;

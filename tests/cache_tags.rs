@@ -75,6 +75,11 @@ async fn tags_invalidate_their_entries_memory() {
 }
 
 #[tokio::test]
+async fn tags_invalidate_their_entries_moka() {
+    tag_invalidation(rampart_moka::MokaStore::new()).await;
+}
+
+#[tokio::test]
 async fn tags_invalidate_their_entries_prefixed_dyn() {
     let store: Arc<dyn Store> = Arc::new(Prefixed::new(MemoryStore::new(), "app").unwrap());
     tag_invalidation(store).await;
