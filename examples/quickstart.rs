@@ -13,7 +13,8 @@ use std::time::Duration;
 use rampart::limit::{presets::Presets, HeaderStyle, Limiter};
 use rampart::lock::{Extend, Locks, Release};
 use rampart::session::{SessionConfig, SessionId, SessionMeta, Sessions};
-use rampart::{Change, Codec, Json, Key, KeyTtl, Store};
+use rampart::cache::{Cache, EntryOptions};
+use rampart::{Change, Key, Store};
 use rampart_moka::MokaStore;
 use serde::{Deserialize, Serialize};
 
@@ -29,23 +30,36 @@ async fn main() -> rampart::Result<()> {
     // The embedded default: one in-process store shared by every feature.
     let store = Arc::new(MokaStore::new());
 
-    // 1. A typed value cached with a TTL.
+    // 1. A typed value cached with a TTL: cache-aside with stampede
+    //    protection, stale-while-revalidate and tag invalidation.
     println!("== cache");
-    let key = Key::from_parts(["shop", "product", "42"])?;
-    let product = Product {
-        id: 42,
-        name: "Espresso machine".into(),
-        price_cents: 129_900,
+    let cache = Cache::builder(store.clone())
+        .namespace("shop")
+        .default_ttl(Duration::from_secs(300))
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()?;
+    let load = || async {
+        // Your database query; runs once however many requests miss at once.
+        Ok(Product {
+            id: 42,
+            name: "Espresso machine".into(),
+            price_cents: 129_900,
+        })
     };
-    store
-        .set(&key, Json.encode(&product)?, Some(Duration::from_secs(300)))
-        .await?;
-    let cached: Product = Json.decode(&store.get(&key).await?.expect("just cached"))?;
-    let ttl = match store.ttl(&key).await? {
-        KeyTtl::Expires(d) => format!("{}s", d.as_secs()),
-        other => format!("{other:?}"),
-    };
-    println!("cached {key} = {cached:?} (expires in {ttl})");
+    let options = EntryOptions::new().tag("catalogue");
+    let product: Product = cache.get_or_set("product:42", options.clone(), load).await?;
+    let again: Product = cache.get_or_set("product:42", options, load).await?;
+    assert_eq!(product, again);
+    println!("cached {product:?}");
+    cache.invalidate_tag("catalogue").await?; // every catalogue entry now misses
+    let stats = cache.stats().await;
+    println!(
+        "hits={} misses={} loader calls={} hit rate={:?}",
+        stats.hits,
+        stats.misses,
+        stats.loader_calls,
+        stats.hit_rate()
+    );
 
     // 2. Rate limiting: the auth preset, 5 attempts per 15 minutes, then a
     //    15-minute block (RATE_LIMIT_AUTH_* override it).
