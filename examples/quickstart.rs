@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rampart::cache::{Cache, EntryOptions};
 use rampart::limit::{presets::Presets, HeaderStyle, Limiter};
 use rampart::lock::{Extend, Locks, Release};
 use rampart::session::{SessionConfig, SessionId, SessionMeta, Sessions};
-use rampart::cache::{Cache, EntryOptions};
 use rampart::{Change, Key, Store};
 use rampart_moka::MokaStore;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,9 @@ async fn main() -> rampart::Result<()> {
         })
     };
     let options = EntryOptions::new().tag("catalogue");
-    let product: Product = cache.get_or_set("product:42", options.clone(), load).await?;
+    let product: Product = cache
+        .get_or_set("product:42", options.clone(), load)
+        .await?;
     let again: Product = cache.get_or_set("product:42", options, load).await?;
     assert_eq!(product, again);
     println!("cached {product:?}");
