@@ -46,6 +46,24 @@ impl ErrorKind {
         matches!(self, Self::Unavailable | Self::Timeout | Self::Conflict)
     }
 
+    /// The kind a stable code names (the inverse of [`ErrorKind::code`]):
+    /// Lua twins report errors as replies starting with such a code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        const ALL: [ErrorKind; 10] = [
+            ErrorKind::InvalidKey,
+            ErrorKind::InvalidInput,
+            ErrorKind::Config,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::CorruptData,
+            ErrorKind::Unavailable,
+            ErrorKind::Timeout,
+            ErrorKind::Unsupported,
+            ErrorKind::Backend,
+        ];
+        ALL.into_iter().find(|k| k.code() == code)
+    }
+
     /// A stable, machine-friendly code, e.g. `RAMPART_INVALID_KEY`.
     pub fn code(self) -> &'static str {
         match self {
@@ -265,6 +283,18 @@ mod tests {
             "store unavailable: cannot connect (operation: set, key: app:k)"
         );
         assert_eq!(e.code(), "RAMPART_UNAVAILABLE");
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for kind in [
+            ErrorKind::CorruptData,
+            ErrorKind::InvalidInput,
+            ErrorKind::Backend,
+        ] {
+            assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_code("ERR"), None);
     }
 
     #[test]

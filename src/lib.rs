@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod atomic;
+pub mod cache;
 mod clock;
 mod codec;
 mod error;
@@ -44,7 +45,7 @@ pub mod testkit;
 pub use atomic::{run, AtomicOp, ScriptTime};
 pub use bytes::Bytes;
 pub use clock::{duration_micros, Clock, ManualClock, SharedClock, SystemClock, Timestamp};
-pub use codec::{Codec, Json};
+pub use codec::{Codec, Json, MsgPack};
 pub use error::{Error, ErrorKind, Result};
 pub use key::{escape_glob, glob_match, validate_prefix, Key, MAX_KEY_LEN, SEPARATOR};
 pub use memory::{MemoryStore, MemoryStoreBuilder};

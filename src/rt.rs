@@ -1,9 +1,61 @@
-//! The little runtime support the core needs: sleeping and randomness,
-//! on every target (tokio's timer natively, `setTimeout` on wasm).
+//! The little runtime support the core needs: sleeping, spawning a
+//! background task and randomness, on every target (tokio natively;
+//! `setTimeout` and the JavaScript microtask queue on wasm).
 
+use std::future::Future;
 use std::time::Duration;
 
-use crate::{Error, Result};
+use crate::{Error, MaybeSend, Result};
+
+/// Runs `task` in the background, detached: the cache's single
+/// stale-while-revalidate refresh and its two-tier invalidation listener.
+///
+/// Natively the task goes to the tokio runtime of the calling thread
+/// (`tokio::runtime::Handle::try_current`); called outside a runtime it
+/// returns [`crate::ErrorKind::Unsupported`] instead of panicking, so callers can
+/// run the work in the foreground. On wasm it is queued with
+/// `wasm_bindgen_futures::spawn_local` and always succeeds.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (tx, rx) = futures_channel::oneshot::channel();
+/// rampart::rt::spawn(async move {
+///     let _ = tx.send(42);
+/// })?;
+/// assert_eq!(rx.await.ok(), Some(42));
+/// # Ok::<(), rampart::Error>(()) }).unwrap();
+/// // Outside a runtime: a typed error, not a panic.
+/// let err = rampart::rt::spawn(async {}).unwrap_err();
+/// assert_eq!(err.kind(), rampart::ErrorKind::Unsupported);
+/// ```
+#[cfg(not(target_arch = "wasm32"))]
+pub fn spawn<F>(task: F) -> Result<()>
+where
+    F: Future<Output = ()> + MaybeSend + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            drop(handle.spawn(task));
+            Ok(())
+        }
+        Err(e) => Err(Error::new(
+            crate::ErrorKind::Unsupported,
+            "no tokio runtime is running on this thread to spawn a background task",
+        )
+        .with_operation("spawn")
+        .with_source(e)),
+    }
+}
+
+/// Runs `task` in the background, detached (wasm: `spawn_local`).
+#[cfg(target_arch = "wasm32")]
+pub fn spawn<F>(task: F) -> Result<()>
+where
+    F: Future<Output = ()> + MaybeSend + 'static,
+{
+    wasm_bindgen_futures::spawn_local(task);
+    Ok(())
+}
 
 /// Waits for `d` (natively on tokio's timer; on wasm through `setTimeout`).
 ///

@@ -88,3 +88,11 @@ mod fallback_primary_down {
         MemoryStore::builder().clock(clock).build(),
     )));
 }
+
+mod cas_only {
+    use super::*;
+    // Only the required methods: the suite checks every provided default.
+    rampart::conformance_suite!(Harness::manual(|clock| rampart::testkit::CasOnly(
+        MemoryStore::builder().clock(clock).build()
+    )));
+}

@@ -3,53 +3,16 @@
 //! store with only compare-and-swap, through the default update loop).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use rampart::limit::{Algorithm, Limiter, Quota, Rule};
-use rampart::{
-    Bytes, Cursor, Key, KeyTtl, ManualClock, MemoryStore, Page, Result, SharedClock, Store, Swap,
-    Timestamp,
-};
+use rampart::{Key, ManualClock, MemoryStore, SharedClock, Store, Timestamp};
 use rampart_moka::MokaStore;
 
 const TASKS: usize = 64;
 const ATTEMPTS: usize = 4;
 const LIMIT: u64 = 100;
 
-/// A store with only the required methods: `update` is the default
-/// compare-and-swap loop, retried under contention.
-struct CasOnly(MemoryStore);
-
-#[async_trait]
-impl Store for CasOnly {
-    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.0.get(key).await
-    }
-    async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.0.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &Key) -> Result<bool> {
-        self.0.delete(key).await
-    }
-    async fn ttl(&self, key: &Key) -> Result<KeyTtl> {
-        self.0.ttl(key).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: Option<Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<Swap> {
-        // Give other tasks a chance to interleave between read and swap.
-        tokio::task::yield_now().await;
-        self.0.compare_and_swap(key, expected, new, ttl).await
-    }
-    async fn scan(&self, prefix: &str, cursor: &Cursor, count: usize) -> Result<Page> {
-        self.0.scan(prefix, cursor, count).await
-    }
-}
+use rampart::testkit::CasOnly;
 
 fn rules() -> Vec<Rule> {
     [

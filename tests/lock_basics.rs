@@ -34,48 +34,9 @@ impl Make for MokaStore {
     }
 }
 
-/// A store that runs locks through the default compare-and-swap `update`.
-struct CasOnly(MemoryStore);
+use rampart::testkit::CasOnly;
 
-#[async_trait::async_trait]
-impl Store for CasOnly {
-    async fn get(&self, key: &Key) -> rampart::Result<Option<rampart::Bytes>> {
-        self.0.get(key).await
-    }
-    async fn set(
-        &self,
-        key: &Key,
-        value: rampart::Bytes,
-        ttl: Option<Duration>,
-    ) -> rampart::Result<()> {
-        self.0.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &Key) -> rampart::Result<bool> {
-        self.0.delete(key).await
-    }
-    async fn ttl(&self, key: &Key) -> rampart::Result<KeyTtl> {
-        self.0.ttl(key).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: Option<rampart::Bytes>,
-        ttl: Option<Duration>,
-    ) -> rampart::Result<rampart::Swap> {
-        self.0.compare_and_swap(key, expected, new, ttl).await
-    }
-    async fn scan(
-        &self,
-        prefix: &str,
-        cursor: &rampart::Cursor,
-        count: usize,
-    ) -> rampart::Result<rampart::Page> {
-        self.0.scan(prefix, cursor, count).await
-    }
-}
-
-impl Make for CasOnly {
+impl Make for CasOnly<MemoryStore> {
     fn make(clock: &ManualClock) -> Self {
         CasOnly(MemoryStore::make(clock))
     }
@@ -512,7 +473,7 @@ macro_rules! for_stores {
         }
         mod cas_only {
             use super::*;
-            $( #[tokio::test] async fn $test() { super::$test::<CasOnly>().await } )*
+            $( #[tokio::test] async fn $test() { super::$test::<CasOnly<MemoryStore>>().await } )*
         }
         mod prefixed {
             use super::*;

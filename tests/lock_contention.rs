@@ -11,12 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rampart::lock::{LockConfig, Locks, Release};
-use rampart::{
-    Bytes, Cursor, Key, KeyTtl, ManualClock, MemoryStore, Page, Result, SharedClock, Store, Swap,
-    Timestamp,
-};
+use rampart::{ManualClock, MemoryStore, SharedClock, Store, Timestamp};
 use rampart_moka::MokaStore;
 
 const WORKERS: usize = 16;
@@ -157,37 +153,7 @@ async fn moka_store_excludes_under_contention() {
     check("MokaStore", store, &clock, CYCLES).await;
 }
 
-/// A store with only the required methods: locks run through the default
-/// compare-and-swap `update`, as on any CAS-only backend.
-struct CasOnly(MemoryStore);
-
-#[async_trait]
-impl Store for CasOnly {
-    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.0.get(key).await
-    }
-    async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.0.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &Key) -> Result<bool> {
-        self.0.delete(key).await
-    }
-    async fn ttl(&self, key: &Key) -> Result<KeyTtl> {
-        self.0.ttl(key).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: Option<Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<Swap> {
-        self.0.compare_and_swap(key, expected, new, ttl).await
-    }
-    async fn scan(&self, prefix: &str, cursor: &Cursor, count: usize) -> Result<Page> {
-        self.0.scan(prefix, cursor, count).await
-    }
-}
+use rampart::testkit::CasOnly;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cas_only_store_excludes_under_contention() {

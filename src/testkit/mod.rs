@@ -743,6 +743,49 @@ pub async fn pubsub<S: Store + 'static>(h: &Harness<S>) {
     }
 }
 
+/// A store that offers only the six required methods of the store it
+/// wraps, so everything else runs through the trait's provided defaults
+/// (the compare-and-swap `update` loop, `increment`, `set_if_absent`, ...),
+/// as on any CAS-only backend. Each compare-and-swap yields first, so
+/// concurrent tasks interleave between their read and their swap the way
+/// they would over a network.
+#[derive(Debug, Default)]
+pub struct CasOnly<S>(pub S);
+
+#[async_trait::async_trait]
+impl<S: Store> Store for CasOnly<S> {
+    async fn get(&self, key: &Key) -> crate::Result<Option<Bytes>> {
+        self.0.get(key).await
+    }
+    async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> crate::Result<()> {
+        self.0.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &Key) -> crate::Result<bool> {
+        self.0.delete(key).await
+    }
+    async fn ttl(&self, key: &Key) -> crate::Result<KeyTtl> {
+        self.0.ttl(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> crate::Result<Swap> {
+        tokio::task::yield_now().await;
+        self.0.compare_and_swap(key, expected, new, ttl).await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: &Cursor,
+        count: usize,
+    ) -> crate::Result<crate::Page> {
+        self.0.scan(prefix, cursor, count).await
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance test, each building its
 /// harness with `$make` (an expression evaluating to a [`Harness`]).
 ///

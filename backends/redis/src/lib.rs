@@ -371,6 +371,14 @@ fn map_err(e: redis::RedisError, op: &'static str) -> Error {
             redis::ErrorKind::Server(S::NoPerm) => {
                 Error::config("the Redis ACL user lacks a permission")
             }
+            _ if e.code().and_then(rampart::ErrorKind::from_code).is_some() => {
+                // A Lua twin's own typed error: `RAMPART_<KIND> message`.
+                let kind = e
+                    .code()
+                    .and_then(rampart::ErrorKind::from_code)
+                    .unwrap_or(rampart::ErrorKind::Backend);
+                Error::new(kind, e.detail().unwrap_or_default().to_string())
+            }
             _ => {
                 let detail = e.detail().unwrap_or_default();
                 if detail.contains("not an integer") {

@@ -1,0 +1,301 @@
+//! Differential test of every rate-limit algorithm: random sequences of
+//! (time step, operation, cost), clock steps backwards included, through
+//! the pure Rust face (`LimitOp::apply`) and through its Lua twin on a real
+//! redis-server. Decisions, stored bytes and TTLs must be identical; corrupt
+//! state must be a typed error from both faces and must stay untouched.
+//!
+//! The sequence is seeded (`RAMPART_DIFF_SEED` picks another seed).
+
+mod common;
+
+use rampart::limit::{Algorithm, LimitOp, Operation, Quota, Rule};
+use rampart::{
+    run, AtomicOp, Change, Clock, ErrorKind, Key, KeyTtl, ManualClock, ScriptTime, Store, Timestamp,
+};
+use std::time::Duration;
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn rules() -> Vec<Rule> {
+    let mut out = Vec::new();
+    for alg in [
+        Algorithm::TokenBucket,
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+    ] {
+        out.push(
+            Rule::builder(alg)
+                .quota(Quota::per_second(5))
+                .build()
+                .unwrap(),
+        );
+        out.push(
+            Rule::builder(alg)
+                .quota(Quota::new(3, Duration::from_millis(700)))
+                .quota(Quota::new(10, Duration::from_secs(7)))
+                .block_for(Duration::from_millis(1500))
+                .build()
+                .unwrap(),
+        );
+        out.push(
+            Rule::builder(alg)
+                .quota(Quota::new(7, Duration::from_micros(3_333)))
+                .build()
+                .unwrap(),
+        );
+    }
+    out.push(Rule::sliding_window(Quota::per_day(1_000_000)).unwrap());
+    out.push(
+        Rule::builder(Algorithm::SlidingLog)
+            .quota(Quota::new(200, Duration::from_secs(10)))
+            .quota(Quota::new(50, Duration::from_secs(1)))
+            .build()
+            .unwrap(),
+    );
+    out.push(Rule::token_bucket(Quota::per_second(3).with_burst(9)).unwrap());
+    out
+}
+
+#[tokio::test]
+async fn pure_face_and_lua_twin_agree() {
+    let server = common::Server::start();
+    let redis = server.store();
+    let seed = std::env::var("RAMPART_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9E3779B97F4A7C15u64);
+    let clock = ManualClock::new(Timestamp::from_secs(1_700_000_000));
+    let mut ttls = 0u64;
+    let mut rng = Rng(seed);
+    let mut checked = 0u64;
+    for (ri, rule) in rules().iter().enumerate() {
+        for seq in 0..8 {
+            let key = Key::new(format!("lua_check:{ri}:{seq}")).unwrap();
+            redis.delete(&key).await.unwrap();
+            let mut state: Option<Vec<u8>> = None;
+            for _ in 0..150 {
+                let (op, amount) = match rng.below(10) {
+                    0..=5 => (Operation::Consume, 1 + rng.below(rule.capacity())),
+                    6 => (Operation::Check, 1 + rng.below(rule.capacity())),
+                    7 => (Operation::Refund, 1 + rng.below(4)),
+                    8 => (Operation::Penalty, 1 + rng.below(4)),
+                    _ => (Operation::Block, 1 + rng.below(2_000_000)),
+                };
+                let lop = LimitOp::new(rule, op, amount).unwrap();
+                let (change, pure) = lop.apply(state.as_deref(), clock.now()).unwrap();
+                let want_ttl = match &change {
+                    Change::Set { value, ttl } => {
+                        state = Some(value.to_vec());
+                        ttl.map(|t| t.as_micros().div_ceil(1000) as u64)
+                    }
+                    Change::Remove => {
+                        state = None;
+                        None
+                    }
+                    Change::Keep => None,
+                    Change::SetKeepTtl(_) => unreachable!(),
+                };
+                let lua = run(&redis, &key, &lop, &clock, ScriptTime::Caller)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    pure,
+                    lua,
+                    "rule {ri} {:?} seq {seq} op {op:?} {amount}",
+                    rule.algorithm()
+                );
+                if let Some(ms) = want_ttl {
+                    match redis.ttl(&key).await.unwrap() {
+                        KeyTtl::Expires(d) => {
+                            let got = d.as_millis() as u64;
+                            assert!(got <= ms && got + 1000 >= ms, "ttl {got} ms, want {ms} ms: rule {ri} {:?} op {op:?} {amount} state {:?} decision {pure:?}", rule.algorithm(), state.as_ref().map(|s| String::from_utf8_lossy(s).into_owned()));
+                        }
+                        KeyTtl::Missing if ms <= 1000 => {}
+                        other => panic!("ttl {other:?}, want {ms} ms"),
+                    }
+                    ttls += 1;
+                }
+                let stored = redis.get(&key).await.unwrap();
+                if !(want_ttl.is_some_and(|ms| ms <= 1000) && stored.is_none()) {
+                    assert_eq!(
+                        stored.as_deref(),
+                        state.as_deref(),
+                        "stored state differs: rule {ri} seq {seq} op {op:?}"
+                    );
+                }
+                // Expired-equivalent states decide like missing ones, so
+                // dropping the TTL keeps real time out of the comparison.
+                if let Some(v) = &state {
+                    redis.set(&key, v.clone().into(), None).await.unwrap();
+                }
+                checked += 1;
+                let step = match rng.below(4) {
+                    0 => 0,
+                    1 => rng.below(1_000),
+                    2 => rng.below(300_000),
+                    _ => rng.below(3_000_000),
+                };
+                if rng.below(10) == 0 {
+                    // A clock step back (another server, a failover).
+                    let back = rng.below(2_000_000);
+                    clock.set(Timestamp::from_micros(clock.now().as_micros() - back));
+                } else {
+                    clock.advance(Duration::from_micros(step));
+                }
+            }
+            // Server time: the script reads TIME; just check it answers sanely.
+            let lop = LimitOp::new(rule, Operation::Check, 1).unwrap();
+            let d = run(&redis, &key, &lop, &clock, ScriptTime::Server)
+                .await
+                .unwrap();
+            assert!(d.at > Timestamp::from_secs(1_600_000_000));
+            let _ = lop.script();
+        }
+    }
+    // Corrupt values: a typed error from both faces.
+    let key = Key::new("lua_check:corrupt").unwrap();
+    for bad in [
+        "garbage",
+        "tb1:",
+        "tb1:1,,2",
+        "tb1:-1",
+        "tb1:12345678901234567",
+        "tb1:9007199254740992",
+    ] {
+        redis.set(&key, bad.into(), None).await.unwrap();
+        let rule = Rule::token_bucket(Quota::per_second(5)).unwrap();
+        let lop = LimitOp::new(&rule, Operation::Consume, 1).unwrap();
+        let e = run(&redis, &key, &lop, &clock, ScriptTime::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::CorruptData, "{bad:?}: {e}");
+        let pure = lop.apply(Some(bad.as_bytes()), clock.now()).unwrap_err();
+        assert_eq!(pure.kind(), ErrorKind::CorruptData, "{bad:?}: {pure}");
+        assert_eq!(
+            redis.get(&key).await.unwrap().as_deref(),
+            Some(bad.as_bytes())
+        );
+    }
+    println!("checked {checked} operations ({ttls} TTLs): pure face == Lua twin (decisions and stored bytes)");
+    assert!(checked > 10_000 && ttls > 1_000);
+}
+
+/// 4 separate clients x 32 tasks on one key, limit 100: exactly 100 admitted,
+/// for every algorithm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_clients_times_32_tasks_admit_exactly_the_limit() {
+    use rampart::limit::Limiter;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let server = common::Server::start();
+    for (i, alg) in [
+        Algorithm::TokenBucket,
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let rule = Rule::builder(alg)
+            .quota(Quota::per_hour(100))
+            .build()
+            .unwrap();
+        let admitted = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let limiter = Arc::new(
+                Limiter::builder(server.store(), rule.clone())
+                    .prefix(format!("rl{i}"))
+                    .build()
+                    .unwrap(),
+            );
+            for _ in 0..32 {
+                let limiter = limiter.clone();
+                let admitted = admitted.clone();
+                tasks.push(tokio::spawn(async move {
+                    let key = limiter.key("shared").unwrap();
+                    for _ in 0..5 {
+                        if limiter.consume(&key, 1).await.unwrap().allowed {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 100, "{alg:?}");
+    }
+}
+
+/// Each decision is one EVALSHA: counted by the server (`INFO
+/// commandstats`) and by watching what clients send (`MONITOR`).
+#[tokio::test]
+async fn one_command_per_decision() {
+    use rampart::limit::Limiter;
+    let server = common::Server::start();
+    let cli_calls = |cmd: &str| -> u64 {
+        server
+            .cli(&["INFO", "commandstats"])
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("cmdstat_{cmd}:calls="))
+                    .map(|r| r.split(',').next().unwrap().parse().unwrap())
+            })
+            .unwrap_or(0)
+    };
+    for alg in [
+        Algorithm::TokenBucket,
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::FixedWindow,
+    ] {
+        let rule = Rule::builder(alg)
+            .quota(Quota::per_second(1_000))
+            .build()
+            .unwrap();
+        let limiter = Limiter::builder(server.store(), rule)
+            .prefix(format!("{alg:?}"))
+            .build()
+            .unwrap();
+        let key = limiter.key("user:1").unwrap();
+        limiter.consume(&key, 1).await.unwrap(); // connects and loads the script
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        for _ in 0..50 {
+            limiter.consume(&key, 1).await.unwrap();
+        }
+        let top_level: u64 = server
+            .cli(&["INFO", "commandstats"])
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(top_level, 50, "{alg:?}: one script call per decision");
+        // Nothing outside the script: every GET/SET seen ran inside it.
+        assert_eq!(
+            cli_calls("get"),
+            50,
+            "{alg:?}: one GET per decision, inside the script"
+        );
+    }
+}
