@@ -616,3 +616,62 @@ export declare class Denylist {
   deny(tokenId: string, expiresAt: number): Promise<boolean>;
   isDenied(tokenId: string): Promise<boolean>;
 }
+
+// ------------------------------------------------------------ Cache
+
+export interface CacheOptions {
+  store: Store;
+  /** Expiry follows this clock (tests); give the MemoryStore the same one. */
+  clock?: ManualClock;
+  /** The prefix of every cache key (default `cache`). */
+  namespace?: string;
+  /** How long an entry stays fresh when set() names no ttl, ms (default 5 minutes). */
+  defaultTtl?: number;
+  /** How long past its TTL getOrSet may serve an entry while one loader refreshes it, ms. */
+  staleWhileRevalidate?: number;
+}
+
+export interface CacheEntryOptions {
+  /** How long the entry stays fresh, ms (default: the cache's defaultTtl). */
+  ttl?: number;
+  /** Tags to invalidate the entry by (invalidateTag). */
+  tags?: readonly string[];
+}
+
+/** A cache's counters since it was made. */
+export interface CacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  /** hits / (hits + misses); null before any read. */
+  readonly hitRate: number | null;
+  readonly sets: number;
+  readonly deletes: number;
+  readonly errors: number;
+  readonly loaderCalls: number;
+  readonly loaderErrors: number;
+  /** Misses that shared another caller's loader call. */
+  readonly coalesced: number;
+  readonly staleServed: number;
+  readonly refreshes: number;
+  readonly tagInvalidations: number;
+  readonly corrupt: number;
+}
+
+/** A cache of JSON values with TTLs, tags, prefix invalidation and coalesced loads. */
+export declare class Cache {
+  constructor(options: CacheOptions);
+  /** `T`: the type the value was stored with (it comes back through JSON.parse). */
+  get<T = JsonValue>(key: string): Promise<T | null>;
+  /** `value` must survive JSON.stringify (it is stored as JSON). */
+  set<T>(key: string, value: T, options?: CacheEntryOptions): Promise<void>;
+  /**
+   * The value under `key`, or on a miss what `loader` resolves to, stored.
+   * Concurrent misses of one key share a single loader call.
+   */
+  getOrSet<T>(key: string, loader: () => T | PromiseLike<T>, options?: CacheEntryOptions): Promise<T>;
+  delete(key: string): Promise<boolean>;
+  invalidateTag(tag: string): Promise<void>;
+  /** Resolves to how many entries were deleted. */
+  invalidatePrefix(prefix: string): Promise<number>;
+  stats(): CacheStats;
+}

@@ -10,6 +10,7 @@ const { rateLimit, rateLimitHeaders } = require('./lib/express');
 const { RateLimiter, Decision } = require('./lib/limiter');
 const { Locks, Lock } = require('./lib/locks');
 const { Sessions, RefreshTokens, Denylist } = require('./lib/sessions');
+const { Cache } = require('./lib/cache');
 const runtime = require('./lib/runtime');
 
 /** A Store over an ioredis client. */
@@ -49,5 +50,6 @@ module.exports = {
   Sessions,
   RefreshTokens,
   Denylist,
+  Cache,
   fault,
 };

@@ -12,6 +12,8 @@ import {
   Sessions,
   RefreshTokens,
   Denylist,
+  Cache,
+  type CacheStats,
   type Session,
   type RateLimitDecision,
   type StoreAdapter,
@@ -134,6 +136,31 @@ async function sessions(store: MemoryStore): Promise<Session<Cart> | null> {
   return all.get<Cart>(id);
 }
 
+interface Product {
+  readonly id: number;
+  readonly name: string;
+  readonly price: number;
+}
+
+async function caching(store: MemoryStore): Promise<CacheStats> {
+  const cache = new Cache({ store, namespace: 'shop', defaultTtl: 5 * 60_000, staleWhileRevalidate: 30_000 });
+  const product = await cache.getOrSet<Product>(
+    'product:7',
+    async () => ({ id: 7, name: 'lamp', price: 19.5 }),
+    { ttl: 60_000, tags: ['products'] },
+  );
+  console.log(product.name.toUpperCase(), product.price.toFixed(2));
+  await cache.set('product:8', { id: 8, name: 'desk', price: 120 }, { tags: ['products'] });
+  const desk = await cache.get<Product>('product:8');
+  console.log(desk?.price ?? 0);
+  await cache.invalidateTag('products');
+  const removed: number = await cache.invalidatePrefix('product:');
+  const deleted: boolean = await cache.delete('product:7');
+  const stats = cache.stats();
+  console.log(removed, deleted, stats.hitRate ?? 'no reads yet', stats.loaderCalls);
+  return stats;
+}
+
 function app(): express.Express {
   const limiter = {
     async consume(key: string, cost = 1): Promise<RateLimitDecision> {
@@ -164,4 +191,4 @@ declare module 'express-serve-static-core' {
   }
 }
 
-export { memory, redis, ownAdapter, limitsAndLocks, sessions, app };
+export { memory, redis, ownAdapter, limitsAndLocks, sessions, caching, app };

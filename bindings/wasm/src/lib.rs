@@ -21,6 +21,9 @@
 //!   hashed ids, a per-user index, rolling and absolute expiry, rotation
 //!   and revocation; `RefreshTokens` (rotating families with reuse
 //!   detection) and the access-token `Denylist`.
+//! * `Cache`: the core's cache ([`rampart::cache::Cache`]): JSON values,
+//!   TTLs, tags, prefix invalidation, stale-while-revalidate, and
+//!   `getOrSet` whose concurrent misses share one loader call.
 //! * `ManualClock`: time that moves only when told to, for tests.
 //!
 //! # No panic crosses the boundary
@@ -47,6 +50,8 @@
 pub mod convert;
 
 #[cfg(target_arch = "wasm32")]
+mod cache;
+#[cfg(target_arch = "wasm32")]
 mod clock;
 #[cfg(target_arch = "wasm32")]
 mod error;
@@ -63,6 +68,8 @@ mod sessions;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
+#[cfg(target_arch = "wasm32")]
+pub use cache::CacheHandle;
 #[cfg(target_arch = "wasm32")]
 pub use clock::ManualClockHandle;
 #[cfg(target_arch = "wasm32")]

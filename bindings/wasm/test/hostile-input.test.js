@@ -290,6 +290,73 @@ describe('seeded random calls', () => {
   });
 });
 
+describe('hostile arguments to Cache', () => {
+  const cacheMethods = (k) => ({
+    get: [k],
+    set: [k, { v: 1 }, { ttl: 1000, tags: ['t'] }],
+    getOrSet: [k, async () => ({ v: 2 }), { ttl: 1000, tags: ['t'] }],
+    delete: [k],
+    invalidateTag: ['t'],
+    invalidatePrefix: ['tk:'],
+  });
+
+  it('every method, every argument', async () => {
+    const { memory, adapter } = storesUnderTest();
+    for (const [storeName, store] of [['memory', memory], ['adapter', adapter]]) {
+      const cache = new rampart.Cache({ store, namespace: 'hostile', defaultTtl: 60_000 });
+      for (const [method, args] of Object.entries(cacheMethods('tk:cache'))) {
+        for (let position = 0; position < args.length; position++) {
+          for (const value of HOSTILE) {
+            const bad = [...args];
+            bad[position] = value;
+            await settlesWell(`${storeName} cache.${method}(#${position} = ${describeValue(value)})`, () => cache[method](...bad));
+          }
+        }
+        const last = args[args.length - 1];
+        if (last !== null && typeof last === 'object' && !Array.isArray(last)) {
+          for (const name of Object.keys(last)) {
+            for (const value of HOSTILE) {
+              const bad = [...args];
+              bad[args.length - 1] = { ...last, [name]: value };
+              await settlesWell(`${storeName} cache.${method}(${name} = ${describeValue(value)})`, () => cache[method](...bad));
+            }
+          }
+        }
+      }
+      for (const value of HOSTILE) {
+        await settlesWell(`cache.set(tags = [${describeValue(value)}])`, () => cache.set('k', 1, { tags: [value] }));
+        // (A promise resolved with the throwing proxy rejects with the proxy's
+        // own error: the loader's errors reach its caller as thrown.)
+        if (value === throwingProxy) continue;
+        await settlesWell(`getOrSet loader -> ${describeValue(value)}`, () => cache.getOrSet(`tk:l:${HOSTILE.indexOf(value)}`, async () => value));
+      }
+      await settlesWell('cache.set(too many tags)', () => cache.set('k', 1, { tags: Array.from({ length: 10_000 }, (_, i) => `t${i}`) }));
+      assert.equal(typeof cache.stats().hits, 'number');
+    }
+  });
+
+  it('Cache options', () => {
+    const store = new MemoryStore();
+    for (const value of HOSTILE) {
+      for (const build of [
+        () => new rampart.Cache(value),
+        () => new rampart.Cache({ store: value }),
+        () => new rampart.Cache({ store, namespace: value }),
+        () => new rampart.Cache({ store, defaultTtl: value }),
+        () => new rampart.Cache({ store, staleWhileRevalidate: value }),
+        () => new rampart.Cache({ store, clock: value }),
+      ]) {
+        try {
+          build();
+        } catch (e) {
+          assert.ok(e instanceof RampartError, `Cache options ${describeValue(value)} threw a non-RampartError: ${e}`);
+          assert.ok(ERROR_CODES.includes(e.code) && e.code !== 'RAMPART_PANIC', `${describeValue(value)}: ${e.code}`);
+        }
+      }
+    }
+  });
+});
+
 after(async () => {
   // Nothing panicked, and the module still works.
   assert.equal(fault(), null);
