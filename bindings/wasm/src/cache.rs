@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use js_sys::{Array, Function, JsString, Reflect};
 use rampart::cache::{Cache, EntryOptions};
-use rampart::{Error, Store, MAX_KEY_LEN};
+use rampart::{Error, ErrorKind, Store, MAX_KEY_LEN};
 use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 
@@ -82,6 +82,22 @@ fn value(v: &JsValue) -> Result<Json, JsValue> {
     }
     serde_json::from_str(&s)
         .map_err(|_| js(Error::invalid_input("a cached value is not valid JSON")))
+}
+
+/// A loader's JavaScript error as the core's: its code if it carried one,
+/// otherwise `RAMPART_BACKEND` naming the loader (not a store) as failing.
+fn loader_error(v: &JsValue) -> Error {
+    let e = from_js(v, "cache.get_or_set");
+    if e.kind() != ErrorKind::Backend {
+        return e;
+    }
+    let message = e
+        .message()
+        .strip_prefix("the JavaScript store failed: ")
+        .unwrap_or(e.message());
+    Error::new(ErrorKind::Backend, format!("the loader failed: {message}"))
+        .with_operation("cache.get_or_set")
+        .with_source(e)
 }
 
 /// Per-entry options from `ttl` (ms; `undefined` = the cache's default)
@@ -227,12 +243,8 @@ impl CacheHandle {
         spawn(async move {
             let v: Json = cache
                 .get_or_set(&key, options, move || async move {
-                    let returned = loader
-                        .call0(&JsValue::NULL)
-                        .map_err(|e| from_js(&e, "cache.get_or_set"))?;
-                    let text = JsAwait::new(returned)
-                        .await
-                        .map_err(|e| from_js(&e, "cache.get_or_set"))?;
+                    let returned = loader.call0(&JsValue::NULL).map_err(|e| loader_error(&e))?;
+                    let text = JsAwait::new(returned).await.map_err(|e| loader_error(&e))?;
                     value(&text).map_err(|e| from_js(&e, "cache.get_or_set"))
                 })
                 .await

@@ -71,7 +71,8 @@ function suite(makeStore) {
     assert.equal(reasons.filter((e) => e === boom).length, 1, 'the caller that ran the loader gets its error as thrown');
     for (const e of reasons.filter((e) => e !== boom)) {
       assert.ok(e instanceof RampartError);
-      assert.match(e.message, /backend down/);
+      assert.equal(e.code, 'RAMPART_BACKEND');
+      assert.match(e.message, /the loader failed: backend down/);
     }
     assert.equal(await c.get('fail'), null);
     assert.equal(c.stats().loaderErrors, 1);
