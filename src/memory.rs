@@ -368,37 +368,52 @@ impl Store for MemoryStore {
 
     async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
         let now = self.now();
-        let mut inner = self.lock();
-        let (change, current) = match inner.live(key.as_str(), now) {
-            Some(entry) => (f(Some(&entry.value)), Some(entry)),
-            None => (f(None), None),
-        };
-        match change {
-            Change::Keep => {
-                let value = current.map(|e| e.value.clone());
-                Ok(Updated::new(value, false, 1))
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let tick = inner.next_tick();
+        let mut expired = false;
+        // Hot path, a live key: one map lookup, decided and written in place.
+        if let Some(entry) = inner.map.get_mut(key.as_str()) {
+            if entry.is_expired(now) {
+                expired = true;
+            } else {
+                entry.last_used = tick;
+                return match f(Some(&entry.value)) {
+                    Change::Keep => Ok(Updated::new(Some(entry.value.clone()), false, 1)),
+                    Change::Set { value, ttl } => {
+                        check_ttl(ttl)?;
+                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
+                            + value.len() as u64;
+                        entry.value = value.clone();
+                        entry.expires_at = deadline(now, ttl);
+                        Ok(Updated::new(Some(value), true, 1))
+                    }
+                    Change::SetKeepTtl(value) => {
+                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
+                            + value.len() as u64;
+                        entry.value = value.clone();
+                        Ok(Updated::new(Some(value), true, 1))
+                    }
+                    Change::Remove => {
+                        inner.remove(key.as_str());
+                        Ok(Updated::new(None, true, 1))
+                    }
+                };
             }
-            Change::Remove => {
-                let existed = current.is_some();
-                if existed {
-                    inner.remove(key.as_str());
-                }
-                Ok(Updated::new(None, existed, 1))
-            }
+        }
+        if expired {
+            inner.remove(key.as_str());
+        }
+        match f(None) {
+            Change::Keep | Change::Remove => Ok(Updated::new(None, false, 1)),
             Change::Set { value, ttl } => {
                 check_ttl(ttl)?;
-                inner.put(
-                    key,
-                    value.clone(),
-                    deadline(now, ttl),
-                    now,
-                    self.max_entries,
-                );
+                let expires_at = deadline(now, ttl);
+                inner.put(key, value.clone(), expires_at, now, self.max_entries);
                 Ok(Updated::new(Some(value), true, 1))
             }
             Change::SetKeepTtl(value) => {
-                let expires_at = current.and_then(|e| e.expires_at);
-                inner.put(key, value.clone(), expires_at, now, self.max_entries);
+                inner.put(key, value.clone(), None, now, self.max_entries);
                 Ok(Updated::new(Some(value), true, 1))
             }
         }
