@@ -5,89 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart::limit::{consume_all, Algorithm, DecisionSource, Limiter, OnStoreError, Quota, Rule};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use async_trait::async_trait;
-use rampart::{
-    Bytes, Cursor, Error, ErrorKind, Key, KeyTtl, ManualClock, MemoryStore, Page, Result, Store,
-    Swap, Timestamp, UpdateFn, Updated,
-};
+use rampart::{ErrorKind, Key, ManualClock, MemoryStore, Store, Timestamp};
+// Counts the calls that reach the store and can be "down" (every call
+// fails with `Unavailable` before reaching the inner store).
+use rampart_mock::FaultyStore;
 use rampart_moka::MokaStore;
-
-/// Wraps a store, counts the calls that reach it, and can be "down"
-/// (every call fails with `Unavailable` before reaching the inner store).
-struct FaultyStore<S> {
-    inner: S,
-    calls: AtomicU64,
-    down: AtomicBool,
-}
-
-impl<S: Store> FaultyStore<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner,
-            calls: AtomicU64::new(0),
-            down: AtomicBool::new(false),
-        }
-    }
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-    fn break_now(&self) {
-        self.down.store(true, Ordering::SeqCst);
-    }
-    fn heal(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-    fn enter(&self) -> Result<()> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::unavailable("the test store is down"));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl<S: Store> Store for FaultyStore<S> {
-    fn capabilities(&self) -> rampart::Capabilities {
-        self.inner.capabilities()
-    }
-    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.enter()?;
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.enter()?;
-        self.inner.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &Key) -> Result<bool> {
-        self.enter()?;
-        self.inner.delete(key).await
-    }
-    async fn ttl(&self, key: &Key) -> Result<KeyTtl> {
-        self.enter()?;
-        self.inner.ttl(key).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: Option<Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<Swap> {
-        self.enter()?;
-        self.inner.compare_and_swap(key, expected, new, ttl).await
-    }
-    async fn scan(&self, prefix: &str, cursor: &Cursor, count: usize) -> Result<Page> {
-        self.enter()?;
-        self.inner.scan(prefix, cursor, count).await
-    }
-    async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
-        self.enter()?;
-        self.inner.update(key, f).await
-    }
-}
 
 const ALGORITHMS: [Algorithm; 4] = [
     Algorithm::TokenBucket,

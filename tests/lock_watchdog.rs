@@ -11,78 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rampart::lock::{LockConfig, Locks};
-use rampart::{
-    Bytes, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, ManualClock, MemoryStore, Page,
-    Result, SharedClock, Store, Swap, SystemClock, Timestamp, UpdateFn, Updated,
-};
+use rampart::{Error, ErrorKind, ManualClock, MemoryStore, SharedClock, SystemClock, Timestamp};
+use rampart_mock::FaultyStore;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// Fails every call while broken, as a store that went down.
-struct Breakable {
-    inner: MemoryStore,
-    broken: AtomicBool,
-}
-
-impl Breakable {
-    fn new(clock: SharedClock) -> Self {
-        Self {
-            inner: MemoryStore::builder().clock(clock).build(),
-            broken: AtomicBool::new(false),
-        }
-    }
-    fn set_broken(&self, broken: bool) {
-        self.broken.store(broken, Ordering::SeqCst);
-    }
-    fn check(&self) -> Result<()> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(Error::unavailable("the test broke the store"));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Store for Breakable {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.check()?;
-        self.inner.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &Key) -> Result<bool> {
-        self.check()?;
-        self.inner.delete(key).await
-    }
-    async fn ttl(&self, key: &Key) -> Result<KeyTtl> {
-        self.check()?;
-        self.inner.ttl(key).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &Key,
-        expected: Option<&[u8]>,
-        new: Option<Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<Swap> {
-        self.check()?;
-        self.inner.compare_and_swap(key, expected, new, ttl).await
-    }
-    async fn scan(&self, prefix: &str, cursor: &Cursor, count: usize) -> Result<Page> {
-        self.check()?;
-        self.inner.scan(prefix, cursor, count).await
-    }
-    async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
-        self.check()?;
-        self.inner.update(key, f).await
-    }
+/// A store that went down: every call fails while it is broken.
+fn breakable(clock: SharedClock) -> FaultyStore<MemoryStore> {
+    FaultyStore::new(MemoryStore::builder().clock(clock).build())
 }
 
 /// What a task saw while it ran under the lock.
@@ -207,7 +144,7 @@ async fn a_lost_lock_is_signalled_and_reported() {
 #[tokio::test]
 async fn a_failing_store_is_signalled_once_the_hold_runs_out() {
     let clock = manual();
-    let store = Arc::new(Breakable::new(clock.shared()));
+    let store = Arc::new(breakable(clock.shared()));
     let locks = Locks::builder(Arc::clone(&store))
         .clock(clock.shared())
         .build()
@@ -218,7 +155,7 @@ async fn a_failing_store_is_signalled_once_the_hold_runs_out() {
     let early = Arc::clone(&lost_early);
     let result = locks
         .with_lock("sync", ttl, |lock| async move {
-            broken.set_broken(true);
+            broken.break_now();
             // Failed extensions alone do not mean the lock is gone (the
             // manual clock says the hold still lasts)...
             tokio::time::sleep(ttl).await;
@@ -234,7 +171,7 @@ async fn a_failing_store_is_signalled_once_the_hold_runs_out() {
     assert!(!lost_early.load(Ordering::SeqCst));
     let err = result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "the release failed");
-    store.set_broken(false);
+    store.heal();
     assert!(!locks.is_locked("sync").await.unwrap(), "expired");
 }
 
