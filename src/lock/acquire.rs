@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::lock::state::{deadline, micros, state_ttl, state_ttl_ms, LockState, LockToken};
-use crate::lock::{reply_code, reply_u64, script_now};
-use crate::{check_ttl, Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
+use crate::lock::state::{deadline, state_ttl, Hold, LockState, LockToken};
+use crate::lock::{reply_code, reply_u64};
+use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
 static SCRIPT: Script = Script::new(include_str!("acquire.lua"));
 
@@ -14,11 +14,7 @@ static SCRIPT: Script = Script::new(include_str!("acquire.lua"));
 /// An expired hold counts as free. The pure face and `acquire.lua` make
 /// the same decision and write the same state.
 #[derive(Debug, Clone)]
-pub struct AcquireOp {
-    token: LockToken,
-    ttl_us: u64,
-    state_ttl_ms: u64,
-}
+pub struct AcquireOp(Hold);
 
 /// What [`AcquireOp`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +41,7 @@ impl AcquireOp {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a
     /// zero or over-long `ttl` or retention.
     pub fn new(token: LockToken, ttl: Duration, fence_retention: Option<Duration>) -> Result<Self> {
-        check_ttl(Some(ttl))?;
-        check_ttl(fence_retention)?;
-        Ok(Self {
-            token,
-            ttl_us: micros(ttl),
-            state_ttl_ms: state_ttl_ms(ttl, fence_retention),
-        })
+        Hold::new(token, ttl, fence_retention).map(Self)
     }
 }
 
@@ -70,29 +60,23 @@ impl AtomicOp for AcquireOp {
             return Ok((Change::Keep, Acquire::Held { remaining }));
         }
         let fence = current.next_fence(now)?;
-        let expires_at = deadline(now, self.ttl_us)?;
+        let expires_at = deadline(now, self.0.ttl_us)?;
         let value = LockState {
             fence,
             expires_at,
-            holder: Some(self.token.hex_bytes()),
+            holder: Some(self.0.token.hex_bytes()),
         }
         .encode();
         let change = Change::Set {
             value,
-            ttl: state_ttl(self.state_ttl_ms),
+            ttl: state_ttl(self.0.state_ttl_ms),
         };
         let expires_at = Timestamp::from_micros(expires_at);
         Ok((change, Acquire::Acquired { fence, expires_at }))
     }
 
     fn script_args(&self, now: Option<Timestamp>) -> Vec<Arg> {
-        let mut args = vec![
-            Arg::from(self.token.as_hex()),
-            Arg::from(self.ttl_us),
-            Arg::from(self.state_ttl_ms),
-        ];
-        args.extend(script_now(now));
-        args
+        self.0.script_args(now)
     }
 
     fn decode_reply(&self, reply: Value) -> Result<Acquire> {

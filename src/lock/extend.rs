@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::lock::state::{deadline, micros, state_ttl, state_ttl_ms, LockState, LockToken};
-use crate::lock::{reply_code, reply_u64, script_now};
-use crate::{check_ttl, Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
+use crate::lock::state::{deadline, state_ttl, Hold, LockState, LockToken};
+use crate::lock::{reply_code, reply_u64};
+use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
 static SCRIPT: Script = Script::new(include_str!("extend.lua"));
 
@@ -14,11 +14,7 @@ static SCRIPT: Script = Script::new(include_str!("extend.lua"));
 /// An expired hold cannot be extended: someone else may have taken the
 /// lock meanwhile, or may be about to.
 #[derive(Debug, Clone)]
-pub struct ExtendOp {
-    token: LockToken,
-    ttl_us: u64,
-    state_ttl_ms: u64,
-}
+pub struct ExtendOp(Hold);
 
 /// What an extension did.
 #[must_use = "`NotHeld` means the lock is no longer yours"]
@@ -48,13 +44,7 @@ impl ExtendOp {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a
     /// zero or over-long `ttl` or retention.
     pub fn new(token: LockToken, ttl: Duration, fence_retention: Option<Duration>) -> Result<Self> {
-        check_ttl(Some(ttl))?;
-        check_ttl(fence_retention)?;
-        Ok(Self {
-            token,
-            ttl_us: micros(ttl),
-            state_ttl_ms: state_ttl_ms(ttl, fence_retention),
-        })
+        Hold::new(token, ttl, fence_retention).map(Self)
     }
 }
 
@@ -71,10 +61,10 @@ impl AtomicOp for ExtendOp {
         };
         let now = now.as_micros();
         let current = LockState::decode(bytes)?;
-        if !current.is_held_by(&self.token, now) {
+        if !current.is_held_by(&self.0.token, now) {
             return Ok((Change::Keep, Extend::NotHeld));
         }
-        let expires_at = deadline(now, self.ttl_us)?;
+        let expires_at = deadline(now, self.0.ttl_us)?;
         let value = LockState {
             expires_at,
             ..current
@@ -82,20 +72,14 @@ impl AtomicOp for ExtendOp {
         .encode();
         let change = Change::Set {
             value,
-            ttl: state_ttl(self.state_ttl_ms),
+            ttl: state_ttl(self.0.state_ttl_ms),
         };
         let expires_at = Timestamp::from_micros(expires_at);
         Ok((change, Extend::Extended { expires_at }))
     }
 
     fn script_args(&self, now: Option<Timestamp>) -> Vec<Arg> {
-        let mut args = vec![
-            Arg::from(self.token.as_hex()),
-            Arg::from(self.ttl_us),
-            Arg::from(self.state_ttl_ms),
-        ];
-        args.extend(script_now(now));
-        args
+        self.0.script_args(now)
     }
 
     fn decode_reply(&self, reply: Value) -> Result<Extend> {

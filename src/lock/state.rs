@@ -279,6 +279,43 @@ pub(crate) fn state_ttl_ms(hold: Duration, retention: Option<Duration>) -> u64 {
     }
 }
 
+/// What acquire and extend both carry: whose hold, for how long, and how
+/// long the state key lives (the hold plus the fence retention).
+#[derive(Debug, Clone)]
+pub(crate) struct Hold {
+    pub(crate) token: LockToken,
+    pub(crate) ttl_us: u64,
+    pub(crate) state_ttl_ms: u64,
+}
+
+impl Hold {
+    /// Checks `ttl` and `fence_retention` (`None` = keep the state forever).
+    pub(crate) fn new(
+        token: LockToken,
+        ttl: Duration,
+        fence_retention: Option<Duration>,
+    ) -> crate::Result<Self> {
+        crate::check_ttl(Some(ttl))?;
+        crate::check_ttl(fence_retention)?;
+        Ok(Self {
+            token,
+            ttl_us: micros(ttl),
+            state_ttl_ms: state_ttl_ms(ttl, fence_retention),
+        })
+    }
+
+    /// The Lua twins' `ARGV`: token, hold (µs), state TTL (ms), then `now`.
+    pub(crate) fn script_args(&self, now: Option<crate::Timestamp>) -> Vec<crate::Arg> {
+        let mut args = vec![
+            crate::Arg::from(self.token.as_hex()),
+            crate::Arg::from(self.ttl_us),
+            crate::Arg::from(self.state_ttl_ms),
+        ];
+        args.extend(super::script_now(now));
+        args
+    }
+}
+
 /// The state key TTL in the form [`crate::Change::Set`] wants.
 pub(crate) fn state_ttl(ttl_ms: u64) -> Option<Duration> {
     (ttl_ms > 0).then(|| Duration::from_millis(ttl_ms))
