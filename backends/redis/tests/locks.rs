@@ -18,6 +18,29 @@ impl Rng {
     }
 }
 
+/// Runs `op` through the pure face (MemoryStore) and the Lua twin (Redis),
+/// demands the same outcome, and returns it.
+async fn both<O>(
+    mem: &MemoryStore,
+    redis: &rampart_redis::RedisStore,
+    key: &Key,
+    op: &O,
+    clock: &ManualClock,
+) -> Result<O::Output, rampart::ErrorKind>
+where
+    O: rampart::AtomicOp + Sync,
+    O::Output: std::fmt::Debug + Send,
+{
+    let a = run(mem, key, op, clock, ScriptTime::Caller)
+        .await
+        .map_err(|e| e.kind());
+    let b = run(redis, key, op, clock, ScriptTime::Caller)
+        .await
+        .map_err(|e| e.kind());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    a
+}
+
 #[tokio::test]
 async fn differential() {
     let server = common::Server::start();
@@ -39,75 +62,38 @@ async fn differential() {
             clock.advance(Duration::from_micros(rng.next() % 3_000_000));
             let tok = tokens[(rng.next() % 3) as usize].clone();
             let ttl = Duration::from_micros(1 + rng.next() % 5_000_000);
-            let (a, b) = match rng.next() % 4 {
+            // Each outcome counted under (hit, miss) for the operation.
+            let hit = match rng.next() % 4 {
                 0 => {
                     let op = AcquireOp::new(tok, ttl, retention).unwrap();
-                    let a = run(&mem, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    let b = run(&redis, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    if matches!(a, Ok(Acquire::Acquired { .. })) {
-                        counts[0] += 1
-                    } else {
-                        counts[1] += 1
-                    }
-                    (format!("{a:?}"), format!("{b:?}"))
+                    let a = both(&mem, &redis, &key, &op, &clock).await;
+                    (0, matches!(a, Ok(Acquire::Acquired { .. })))
                 }
                 1 => {
                     let op = ReleaseOp::new(tok, retention).unwrap();
-                    let a = run(&mem, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    let b = run(&redis, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    if matches!(a, Ok(Release::Released)) {
-                        counts[2] += 1
-                    } else {
-                        counts[3] += 1
-                    }
-                    (format!("{a:?}"), format!("{b:?}"))
+                    let a = both(&mem, &redis, &key, &op, &clock).await;
+                    (2, matches!(a, Ok(Release::Released)))
                 }
                 2 => {
                     let op = ExtendOp::new(tok, ttl, retention).unwrap();
-                    let a = run(&mem, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    let b = run(&redis, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    if matches!(a, Ok(Extend::Extended { .. })) {
-                        counts[4] += 1
-                    } else {
-                        counts[5] += 1
-                    }
-                    (format!("{a:?}"), format!("{b:?}"))
+                    let a = both(&mem, &redis, &key, &op, &clock).await;
+                    (4, matches!(a, Ok(Extend::Extended { .. })))
                 }
                 _ => {
-                    let op = InspectOp;
-                    let a = run(&mem, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    let b = run(&redis, &key, &op, &clock, ScriptTime::Caller)
-                        .await
-                        .map_err(|e| e.kind());
-                    if matches!(
-                        a,
-                        Ok(LockInfo {
-                            remaining: Some(_),
-                            ..
-                        })
-                    ) {
-                        counts[6] += 1
-                    } else {
-                        counts[7] += 1
-                    }
-                    (format!("{a:?}"), format!("{b:?}"))
+                    let a = both(&mem, &redis, &key, &InspectOp, &clock).await;
+                    (
+                        6,
+                        matches!(
+                            a,
+                            Ok(LockInfo {
+                                remaining: Some(_),
+                                ..
+                            })
+                        ),
+                    )
                 }
             };
-            assert_eq!(a, b);
+            counts[hit.0 + usize::from(!hit.1)] += 1;
             assert_eq!(mem.get(&key).await.unwrap(), redis.get(&key).await.unwrap());
             let (mt, rt) = (mem.ttl(&key).await.unwrap(), redis.ttl(&key).await.unwrap());
             assert_eq!(
@@ -130,20 +116,12 @@ async fn differential() {
         mem.set(&key, bad.into(), None).await.unwrap();
         redis.set(&key, bad.into(), None).await.unwrap();
         let op = AcquireOp::new(tokens[0].clone(), Duration::from_secs(1), None).unwrap();
-        let a = run(&mem, &key, &op, &clock, ScriptTime::Caller)
-            .await
-            .map_err(|e| e.kind());
-        let b = run(&redis, &key, &op, &clock, ScriptTime::Caller)
-            .await
-            .map_err(|e| e.kind());
-        assert_eq!(format!("{a:?}"), format!("{b:?}"));
-        let a = run(&mem, &key, &InspectOp, &clock, ScriptTime::Caller)
-            .await
-            .map_err(|e| e.kind());
-        let b = run(&redis, &key, &InspectOp, &clock, ScriptTime::Caller)
-            .await
-            .map_err(|e| e.kind());
-        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let a = both(&mem, &redis, &key, &op, &clock).await;
+        assert!(
+            matches!(a, Err(rampart::ErrorKind::CorruptData)),
+            "{bad}: {a:?}"
+        );
+        let a = both(&mem, &redis, &key, &InspectOp, &clock).await;
         assert!(
             matches!(a, Err(rampart::ErrorKind::CorruptData)),
             "{bad}: {a:?}"
