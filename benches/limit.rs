@@ -6,7 +6,9 @@
 //! each iteration is a full decision and an in-place state write.
 //!
 //! The `parts/*` benchmarks split a decision into its costs: the pure
-//! algorithm alone, a store's `update` that changes nothing, the clock.
+//! algorithm alone (text form, as the Lua face stores it), a store's
+//! `update` and in-place `update_local` that change nothing, the clock,
+//! and moka's own lookup (the floor under `MokaStore`).
 //!
 //! `cargo bench --bench limit -- --warm-up-time 1 --measurement-time 3`
 
@@ -21,7 +23,7 @@ use governor::{Quota as GovQuota, RateLimiter};
 use std::time::Duration;
 
 use rampart::limit::{LimitOp, Limiter, Operation, Quota, Rule};
-use rampart::{AtomicOp, Change, Clock, Key, MemoryStore, Store, SystemClock};
+use rampart::{AtomicOp, Change, Clock, Key, LocalChange, MemoryStore, Store, SystemClock};
 use rampart_moka::MokaStore;
 
 const KEYS: usize = 10_000;
@@ -115,7 +117,20 @@ fn parts(c: &mut Criterion) {
         c.bench_function(&format!("parts/update_keep/{name}"), |b| {
             b.iter(|| run_now(store.update(black_box(&key), &mut |_| Change::Keep)).unwrap())
         });
+        c.bench_function(&format!("parts/update_local_keep/{name}"), |b| {
+            b.iter(|| {
+                store
+                    .update_local(black_box(&key), &mut |_, _| LocalChange::Keep)
+                    .map(Result::unwrap)
+            })
+        });
     }
+    // The floor under MokaStore: moka's own lookup of a hot key.
+    let raw: moka::sync::Cache<Key, u64> = moka::sync::Cache::new(100_000);
+    raw.insert(key.clone(), 1);
+    c.bench_function("parts/raw_moka_get", |b| {
+        b.iter(|| black_box(raw.get(black_box(&key))))
+    });
 }
 
 fn rampart_memory(c: &mut Criterion) {

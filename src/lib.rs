@@ -32,6 +32,7 @@ mod error;
 mod key;
 pub mod layers;
 pub mod limit;
+mod local;
 pub mod lock;
 mod memory;
 mod pubsub;
@@ -48,6 +49,7 @@ pub use clock::{duration_micros, Clock, ManualClock, SharedClock, SystemClock, T
 pub use codec::{Codec, Json, MsgPack};
 pub use error::{Error, ErrorKind, Result};
 pub use key::{escape_glob, glob_match, validate_prefix, Key, MAX_KEY_LEN, SEPARATOR};
+pub use local::{LocalChange, LocalUpdateFn, LocalValue, INLINE_CAPACITY};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 pub use pubsub::Hub;
 pub use script::{Arg, Script, Value};

@@ -4,8 +4,9 @@
 //! `Instant`; expiry follows the injected [`Clock`]. Natively, prefer
 //! `rampart-moka`'s `MokaStore` for heavy concurrent use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::num::NonZeroU64;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,8 +16,9 @@ use bytes::Bytes;
 
 use crate::clock::duration_micros;
 use crate::{
-    check_ttl, validate_prefix, Capabilities, Change, Cursor, Key, KeyTtl, Page, Result,
-    SharedClock, Store, StoreStats, Swap, SystemClock, UpdateFn, Updated,
+    check_ttl, validate_prefix, Capabilities, Change, Cursor, Key, KeyTtl, LocalChange,
+    LocalUpdateFn, LocalValue, Page, Result, SharedClock, Store, StoreStats, Swap, SystemClock,
+    UpdateFn, Updated,
 };
 
 /// Default capacity of [`MemoryStore::new`].
@@ -60,22 +62,26 @@ pub struct MemoryStore {
 }
 
 struct Entry {
-    value: Bytes,
+    value: LocalValue,
     /// Microseconds since the epoch; `None` = never expires.
-    expires_at: Option<u64>,
+    expires_at: Option<NonZeroU64>,
     /// The store's access counter when the entry was last touched.
     last_used: u64,
 }
 
 impl Entry {
     fn is_expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|t| t <= now)
+        self.expires_at.is_some_and(|t| t.get() <= now)
     }
 }
 
 #[derive(Default)]
 struct Inner {
-    map: BTreeMap<Key, Entry>,
+    /// Lookups: one hash probe per call.
+    map: HashMap<Key, Entry>,
+    /// The same keys in order, for `scan` cursors and the sweep; touched
+    /// only when a key is created or removed, never on the hot path.
+    order: BTreeSet<Key>,
     tick: u64,
     /// Where the next sweep or eviction sample starts (wraps around).
     sweep_from: Option<Key>,
@@ -83,8 +89,10 @@ struct Inner {
     bytes: u64,
 }
 
-fn deadline(now: u64, ttl: Option<Duration>) -> Option<u64> {
-    ttl.map(|d| now.saturating_add(duration_micros(d)))
+/// When a value set at `now` with `ttl` expires (`None` = never; a
+/// positive TTL never yields 0, so the niche keeps entries small).
+fn deadline(now: u64, ttl: Option<Duration>) -> Option<NonZeroU64> {
+    ttl.and_then(|d| NonZeroU64::new(now.saturating_add(duration_micros(d))))
 }
 
 impl Inner {
@@ -108,13 +116,21 @@ impl Inner {
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let (k, entry) = self.map.remove_entry(key)?;
+        self.order.remove(key);
         self.bytes = self
             .bytes
             .saturating_sub((k.as_str().len() + entry.value.len()) as u64);
         Some(entry)
     }
 
-    fn put(&mut self, key: &Key, value: Bytes, expires_at: Option<u64>, now: u64, cap: usize) {
+    fn put(
+        &mut self,
+        key: &Key,
+        value: LocalValue,
+        expires_at: Option<NonZeroU64>,
+        now: u64,
+        cap: usize,
+    ) {
         let tick = self.next_tick();
         let added = value.len() as u64;
         if let Some(entry) = self.map.get_mut(key.as_str()) {
@@ -129,6 +145,7 @@ impl Inner {
             self.sweep(now, EVICTION_SAMPLE, true);
         }
         self.bytes += key.as_str().len() as u64 + added;
+        self.order.insert(key.clone());
         self.map.insert(
             key.clone(),
             Entry {
@@ -151,9 +168,11 @@ impl Inner {
             Some(k) => Bound::Excluded(k.as_str()),
             None => Bound::Unbounded,
         };
-        let after = self.map.range::<str, _>((start, Bound::Unbounded));
-        for (k, e) in after.chain(self.map.iter()).take(n.min(self.map.len())) {
-            sample.push((k.clone(), e.is_expired(now), e.last_used));
+        let after = self.order.range::<str, _>((start, Bound::Unbounded));
+        for k in after.chain(self.order.iter()).take(n.min(self.map.len())) {
+            if let Some(e) = self.map.get(k.as_str()) {
+                sample.push((k.clone(), e.is_expired(now), e.last_used));
+            }
         }
         self.sweep_from = sample.last().map(|(k, _, _)| k.clone());
         let mut dropped = false;
@@ -268,14 +287,17 @@ impl Store for MemoryStore {
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         let now = self.now();
-        Ok(self.lock().live(key.as_str(), now).map(|e| e.value.clone()))
+        Ok(self
+            .lock()
+            .live(key.as_str(), now)
+            .map(|e| e.value.to_bytes()))
     }
 
     async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
         let now = self.now();
         self.lock()
-            .put(key, value, deadline(now, ttl), now, self.max_entries);
+            .put(key, value.into(), deadline(now, ttl), now, self.max_entries);
         Ok(())
     }
 
@@ -297,7 +319,7 @@ impl Store for MemoryStore {
             Some(Entry {
                 expires_at: Some(t),
                 ..
-            }) => KeyTtl::Expires(Duration::from_micros(*t - now)),
+            }) => KeyTtl::Expires(Duration::from_micros(t.get() - now)),
         })
     }
 
@@ -313,12 +335,12 @@ impl Store for MemoryStore {
         }
         let now = self.now();
         let mut inner = self.lock();
-        let current = inner.live(key.as_str(), now).map(|e| e.value.clone());
-        if current.as_deref() != expected {
-            return Ok(Swap::Conflict(current));
+        let current = inner.live(key.as_str(), now).map(|e| &e.value);
+        if current.map(|v| v.as_slice()) != expected {
+            return Ok(Swap::Conflict(current.map(LocalValue::to_bytes)));
         }
         match new {
-            Some(value) => inner.put(key, value, deadline(now, ttl), now, self.max_entries),
+            Some(value) => inner.put(key, value.into(), deadline(now, ttl), now, self.max_entries),
             None => {
                 inner.remove(key.as_str());
             }
@@ -339,7 +361,10 @@ impl Store for MemoryStore {
         let mut keys = Vec::with_capacity(count.min(1024));
         let mut expired = Vec::new();
         let mut more = false;
-        for (k, e) in inner.map.range::<str, _>((start, Bound::Unbounded)) {
+        for k in inner.order.range::<str, _>((start, Bound::Unbounded)) {
+            let Some(e) = inner.map.get(k.as_str()) else {
+                continue;
+            };
             if !k.as_str().starts_with(prefix) {
                 if k.as_str() > prefix {
                     break;
@@ -379,19 +404,19 @@ impl Store for MemoryStore {
             } else {
                 entry.last_used = tick;
                 return match f(Some(&entry.value)) {
-                    Change::Keep => Ok(Updated::new(Some(entry.value.clone()), false, 1)),
+                    Change::Keep => Ok(Updated::new(Some(entry.value.to_bytes()), false, 1)),
                     Change::Set { value, ttl } => {
                         check_ttl(ttl)?;
                         inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
                             + value.len() as u64;
-                        entry.value = value.clone();
+                        entry.value = value.clone().into();
                         entry.expires_at = deadline(now, ttl);
                         Ok(Updated::new(Some(value), true, 1))
                     }
                     Change::SetKeepTtl(value) => {
                         inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
                             + value.len() as u64;
-                        entry.value = value.clone();
+                        entry.value = value.clone().into();
                         Ok(Updated::new(Some(value), true, 1))
                     }
                     Change::Remove => {
@@ -409,14 +434,53 @@ impl Store for MemoryStore {
             Change::Set { value, ttl } => {
                 check_ttl(ttl)?;
                 let expires_at = deadline(now, ttl);
-                inner.put(key, value.clone(), expires_at, now, self.max_entries);
+                inner.put(key, value.clone().into(), expires_at, now, self.max_entries);
                 Ok(Updated::new(Some(value), true, 1))
             }
             Change::SetKeepTtl(value) => {
-                inner.put(key, value.clone(), None, now, self.max_entries);
+                inner.put(key, value.clone().into(), None, now, self.max_entries);
                 Ok(Updated::new(Some(value), true, 1))
             }
         }
+    }
+
+    fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        let now = self.clock.now();
+        let at = now.as_micros();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let tick = inner.next_tick();
+        let mut expired = false;
+        // Hot path, a live key: one hash probe, decided and written in place.
+        if let Some(entry) = inner.map.get_mut(key.as_str()) {
+            if entry.is_expired(at) {
+                expired = true;
+            } else {
+                entry.last_used = tick;
+                return Some(match f(Some(&entry.value), now) {
+                    LocalChange::Keep => Ok(()),
+                    LocalChange::Set { value, ttl } => check_ttl(ttl).map(|()| {
+                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
+                            + value.len() as u64;
+                        entry.value = value;
+                        entry.expires_at = deadline(at, ttl);
+                    }),
+                    LocalChange::Remove => {
+                        inner.remove(key.as_str());
+                        Ok(())
+                    }
+                });
+            }
+        }
+        if expired {
+            inner.remove(key.as_str());
+        }
+        Some(match f(None, now) {
+            LocalChange::Keep | LocalChange::Remove => Ok(()),
+            LocalChange::Set { value, ttl } => check_ttl(ttl).map(|()| {
+                inner.put(key, value, deadline(at, ttl), at, self.max_entries);
+            }),
+        })
     }
 
     async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {

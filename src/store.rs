@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Arg, Error, Key, Result, Script, Timestamp, Value};
+use crate::{Arg, Error, Key, LocalUpdateFn, Result, Script, Timestamp, Value};
 
 /// `Send` natively; nothing on wasm, where futures and values need not be.
 #[cfg(not(target_arch = "wasm32"))]
@@ -318,6 +318,24 @@ pub trait Store: MaybeSend + MaybeSync {
     /// blocks the store the way Redis `KEYS` does.
     async fn scan(&self, prefix: &str, cursor: &Cursor, count: usize) -> Result<Page>;
 
+    /// The in-process fast path of [`update`](Store::update): runs `f`
+    /// synchronously, once, under the store's own lock, giving it the
+    /// current value and the store's `now`. `None` when the store has no
+    /// such path (every store with I/O; the default): callers then use
+    /// [`update`](Store::update).
+    ///
+    /// # Behavior
+    /// Like [`update`](Store::update) with [`crate::LocalChange`] in place of
+    /// [`Change`]: an expired key is `None`; a TTL is checked with
+    /// [`check_ttl`] (nothing is written when it is invalid). Values set
+    /// here are read back by every other method as usual. A store may
+    /// answer `None` on one call and run the next; the rate limiter's
+    /// decisions are the same either way.
+    fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        let _ = (key, f);
+        None
+    }
+
     /// Atomic read-modify-write: `f` sees the current value and returns the
     /// [`Change`] to make.
     ///
@@ -591,6 +609,9 @@ macro_rules! forward_store {
             }
             async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
                 (**self).update(key, f).await
+            }
+            fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+                (**self).update_local(key, f)
             }
             async fn run_atomic(
                 &self,

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    Arg, Atomic, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, Page, Result, Script,
-    SharedClock, Store, StoreStats, Subscription, Swap, SystemClock, Timestamp, UpdateFn, Updated,
-    Value,
+    Arg, Atomic, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, LocalUpdateFn, Page, Result,
+    Script, SharedClock, Store, StoreStats, Subscription, Swap, SystemClock, Timestamp, UpdateFn,
+    Updated, Value,
 };
 
 /// Whether a [`Fallback`] is using its primary store.
@@ -193,6 +193,11 @@ impl<P: Store, F: Store> Store for Fallback<P, F> {
     }
     async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
         route!(self, |s| s.update(key, &mut *f).await)
+    }
+    /// None: the switch between primary and insurance happens on the
+    /// async path, so every update goes through it.
+    fn update_local(&self, _key: &Key, _f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        None
     }
     async fn run_atomic(
         &self,

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    Arg, Atomic, Capabilities, Cursor, Error, Key, KeyTtl, Page, Result, Script, Store, StoreStats,
-    Subscription, Swap, Timestamp, UpdateFn, Updated, Value, SEPARATOR,
+    Arg, Atomic, Capabilities, Cursor, Error, Key, KeyTtl, LocalUpdateFn, Page, Result, Script,
+    Store, StoreStats, Subscription, Swap, Timestamp, UpdateFn, Updated, Value, SEPARATOR,
 };
 
 /// Puts every key under `prefix:` so several apps or components share one
@@ -113,6 +113,12 @@ impl<S: Store> Store for Prefixed<S> {
     }
     async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
         self.inner.update(&self.outer_key(key)?, f).await
+    }
+    fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        match self.outer_key(key) {
+            Ok(outer) => self.inner.update_local(&outer, f),
+            Err(e) => Some(Err(e)),
+        }
     }
     async fn run_atomic(
         &self,

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-
-use super::state::{MAX_NOW_US, MAX_SPAN_US};
+use super::state::{Form, MAX_NOW_US, MAX_SPAN_US};
 use super::{
     fixed_window::FixedWindow, sliding_counter::SlidingCounter, sliding_log::SlidingLog,
     token_bucket::TokenBucket, Algorithm, Decision, DecisionSource, Rule, MAX_TIERS,
 };
-use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
+use crate::{
+    Arg, AtomicOp, Change, Error, LocalChange, LocalValue, Result, Script, Timestamp, Value,
+};
 
 /// What a [`LimitOp`] does to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,8 +86,39 @@ pub(crate) trait Engine: Sized {
     fn report(&self, rule: &Rule, i: usize, now: u64) -> (u64, u64);
     /// How long the state matters (0 = it is the same as a missing key).
     fn ttl(&self, rule: &Rule, now: u64) -> u64;
-    /// The stored form.
-    fn encode(&self, rule: &Rule, blocked_until: u64) -> Bytes;
+    /// The stored form (the binary [`Form`] is for in-process stores only).
+    fn encode(&self, rule: &Rule, blocked_until: u64, form: Form) -> LocalValue;
+}
+
+/// What a decision writes, in either face's terms.
+enum Write {
+    Keep,
+    Set(LocalValue, Duration),
+    Remove,
+}
+
+impl Write {
+    fn into_change(self) -> Change {
+        match self {
+            Write::Keep => Change::Keep,
+            Write::Remove => Change::Remove,
+            Write::Set(value, ttl) => Change::Set {
+                value: value.into_bytes(),
+                ttl: Some(ttl),
+            },
+        }
+    }
+
+    fn into_local(self) -> LocalChange {
+        match self {
+            Write::Keep => LocalChange::Keep,
+            Write::Remove => LocalChange::Remove,
+            Write::Set(value, ttl) => LocalChange::Set {
+                value,
+                ttl: Some(ttl),
+            },
+        }
+    }
 }
 
 /// The shared decision flow (the Rust face; `driver.lua` is its twin).
@@ -98,7 +129,8 @@ fn decide<E: Engine>(
     op: Operation,
     amount: u64,
     undo_at: u64,
-) -> Result<(Change, Raw)> {
+    form: Form,
+) -> Result<(Write, Raw)> {
     let (blocked, mut s) = match state {
         None => (0, E::fresh(rule)),
         Some(raw) => E::load(rule, raw)?,
@@ -158,17 +190,14 @@ fn decide<E: Engine>(
             .max(blocked.saturating_sub(now))
             .min(MAX_SPAN_US);
         if ttl > 0 {
-            Change::Set {
-                value: s.encode(rule, blocked),
-                ttl: Some(Duration::from_micros(ttl)),
-            }
+            Write::Set(s.encode(rule, blocked, form), Duration::from_micros(ttl))
         } else if state.is_some() {
-            Change::Remove
+            Write::Remove
         } else {
-            Change::Keep
+            Write::Keep
         }
     } else {
-        Change::Keep
+        Write::Keep
     };
     Ok((change, raw))
 }
@@ -285,6 +314,52 @@ impl<'a> LimitOp<'a> {
     pub fn operation(&self) -> Operation {
         self.op
     }
+
+    /// The pure face in the in-process store's terms: the binary state
+    /// form, written in place by [`crate::Store::update_local`].
+    /// The decision is written to `out` (no copies of it on the hot path).
+    pub(crate) fn apply_local(
+        &self,
+        state: Option<&[u8]>,
+        now: Timestamp,
+        out: &mut Decision,
+    ) -> Result<LocalChange> {
+        if self.op == Operation::Consume && self.rule.algorithm() == Algorithm::TokenBucket {
+            let at = now.as_micros();
+            if at <= MAX_NOW_US {
+                let fast = super::token_bucket::consume_one_tier(self.rule, state, at, self.amount);
+                if let Some((value, ttl, raw)) = fast {
+                    *out = Decision::from_raw(self.rule, &raw, DecisionSource::Store);
+                    return Ok(LocalChange::Set {
+                        value,
+                        ttl: Some(Duration::from_micros(ttl)),
+                    });
+                }
+            }
+        }
+        let (write, raw) = self.step(state, now, Form::Binary)?;
+        *out = Decision::from_raw(self.rule, &raw, DecisionSource::Store);
+        Ok(write.into_local())
+    }
+
+    fn step(&self, state: Option<&[u8]>, now: Timestamp, form: Form) -> Result<(Write, Raw)> {
+        let now = now.as_micros();
+        if now > MAX_NOW_US {
+            return Err(Error::invalid_input(
+                "the clock reads after the year 2112, beyond what rate limits count",
+            ));
+        }
+        let (r, op, amount, undo) = (self.rule, self.op, self.amount, self.undo_at);
+        let (write, raw) = match r.algorithm() {
+            Algorithm::TokenBucket => decide::<TokenBucket>(r, state, now, op, amount, undo, form),
+            Algorithm::SlidingLog => decide::<SlidingLog>(r, state, now, op, amount, undo, form),
+            Algorithm::SlidingWindow => {
+                decide::<SlidingCounter>(r, state, now, op, amount, undo, form)
+            }
+            Algorithm::FixedWindow => decide::<FixedWindow>(r, state, now, op, amount, undo, form),
+        }?;
+        Ok((write, raw))
+    }
 }
 
 impl AtomicOp for LimitOp<'_> {
@@ -300,20 +375,9 @@ impl AtomicOp for LimitOp<'_> {
     }
 
     fn apply(&self, state: Option<&[u8]>, now: Timestamp) -> Result<(Change, Decision)> {
-        let now = now.as_micros();
-        if now > MAX_NOW_US {
-            return Err(Error::invalid_input(
-                "the clock reads after the year 2112, beyond what rate limits count",
-            ));
-        }
-        let (r, op, amount, undo) = (self.rule, self.op, self.amount, self.undo_at);
-        let (change, raw) = match r.algorithm() {
-            Algorithm::TokenBucket => decide::<TokenBucket>(r, state, now, op, amount, undo),
-            Algorithm::SlidingLog => decide::<SlidingLog>(r, state, now, op, amount, undo),
-            Algorithm::SlidingWindow => decide::<SlidingCounter>(r, state, now, op, amount, undo),
-            Algorithm::FixedWindow => decide::<FixedWindow>(r, state, now, op, amount, undo),
-        }?;
-        Ok((change, Decision::from_raw(r, &raw, DecisionSource::Store)))
+        let (write, raw) = self.step(state, now, Form::Text)?;
+        let d = Decision::from_raw(self.rule, &raw, DecisionSource::Store);
+        Ok((write.into_change(), d))
     }
 
     fn script_args(&self, now: Option<Timestamp>) -> Vec<Arg> {
@@ -372,6 +436,97 @@ impl AtomicOp for LimitOp<'_> {
 mod tests {
     use super::*;
     use crate::limit::Quota;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn local(
+        op: &LimitOp<'_>,
+        state: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<(LocalChange, Decision)> {
+        let mut d = Decision::EMPTY;
+        let change = op.apply_local(state, now, &mut d)?;
+        Ok((change, d))
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<(u64, u8, u64)>> {
+        prop::collection::vec((0u64..3_000_000, 0u8..5, 1u64..8), 1..80)
+    }
+
+    proptest! {
+        /// The in-process face (binary state, written in place) and the
+        /// shared face (text state) make the same decisions, write at the
+        /// same moments with the same TTLs, and read each other's states.
+        #[test]
+        fn binary_and_text_forms_decide_alike(alg in 0usize..4, two in any::<bool>(), block in any::<bool>(), steps in ops()) {
+            let alg = [Algorithm::TokenBucket, Algorithm::SlidingLog, Algorithm::SlidingWindow, Algorithm::FixedWindow][alg];
+            let mut b = Rule::builder(alg).quota(Quota::per_second(5));
+            if two {
+                b = b.quota(Quota::new(12, Duration::from_secs(10)));
+            }
+            if block {
+                b = b.block_for(Duration::from_secs(2));
+            }
+            let rule = b.build().unwrap();
+            let (mut text, mut bin): (Option<Bytes>, Option<LocalValue>) = (None, None);
+            let mut now = 1_700_000_000_000_000u64;
+            for (dt, code, amount) in steps {
+                now += dt;
+                let op = [Operation::Consume, Operation::Check, Operation::Refund, Operation::Penalty, Operation::Block][usize::from(code)];
+                let amount = if op == Operation::Block { amount * 100_000 } else { amount.min(rule.capacity()) };
+                let lop = LimitOp::new(&rule, op, amount).unwrap();
+                let t = Timestamp::from_micros(now);
+                let (c1, d1) = lop.apply(text.as_deref(), t).unwrap();
+                let (c2, d2) = local(&lop, bin.as_deref(), t).unwrap();
+                prop_assert_eq!(d1, d2);
+                match (c1, c2) {
+                    (Change::Keep, LocalChange::Keep) => {}
+                    (Change::Remove, LocalChange::Remove) => { text = None; bin = None; }
+                    (Change::Set { value: v1, ttl: t1 }, LocalChange::Set { value: v2, ttl: t2 }) => {
+                        prop_assert_eq!(t1, t2);
+                        // Each face reads the other's state the same way.
+                        let probe = LimitOp::new(&rule, Operation::Check, 1).unwrap();
+                        prop_assert_eq!(probe.apply(Some(&v2), t).unwrap().1, probe.apply(Some(&v1), t).unwrap().1);
+                        text = Some(v1);
+                        bin = Some(v2);
+                    }
+                    (c1, c2) => prop_assert!(false, "{:?} vs {:?}", c1, c2),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_states_are_checked_like_text_ones() {
+        let rule = Rule::token_bucket(Quota::per_second(5)).unwrap();
+        let op = LimitOp::new(&rule, Operation::Consume, 1).unwrap();
+        let t = Timestamp::from_secs(1_000);
+        let (change, _) = local(&op, None, t).unwrap();
+        let LocalChange::Set { value, .. } = change else {
+            panic!("a consume writes")
+        };
+        assert!(matches!(value, LocalValue::Inline { len: 21, .. }));
+        assert!(op.apply(Some(&value), t).is_ok());
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![0],
+            vec![0, b'f', b'w', b'1', 2],
+            value[..20].to_vec(),
+            [&value[..], &[0]].concat(),
+        ];
+        let mut wrong_tag = value.to_vec();
+        wrong_tag[1] = b'x';
+        cases.push(wrong_tag);
+        let mut zero_fields = value[..5].to_vec();
+        zero_fields[4] = 0;
+        cases.push(zero_fields);
+        let mut huge = value.to_vec();
+        huge[5..13].copy_from_slice(&u64::MAX.to_le_bytes());
+        cases.push(huge);
+        for bad in cases {
+            let e = local(&op, Some(&bad), t).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::CorruptData, "{bad:?}");
+        }
+    }
 
     #[test]
     fn script_args_and_reply() {

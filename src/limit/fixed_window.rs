@@ -6,12 +6,10 @@
 //! clock goes back into an earlier window, the later window keeps counting
 //! (it does not restart). The Lua twin is `fixed_window.lua`.
 
-use bytes::Bytes;
-
 use super::engine::Engine;
-use super::state::{encode_fixed, parse_fixed, MAX_COUNT, MAX_FIXED_FIELDS};
+use super::state::{encode_fixed_as, parse_fixed, Form, MAX_COUNT, MAX_FIXED_FIELDS};
 use super::{Rule, MAX_TIERS};
-use crate::Result;
+use crate::{LocalValue, Result};
 
 const TAG: &[u8] = b"fw1";
 
@@ -100,13 +98,13 @@ impl Engine for FixedWindow {
         ttl
     }
 
-    fn encode(&self, rule: &Rule, blocked_until: u64) -> Bytes {
+    fn encode(&self, rule: &Rule, blocked_until: u64, form: Form) -> LocalValue {
         let n = rule.tiers().len();
         let mut f = [blocked_until; 1 + 2 * MAX_TIERS];
         for i in 0..n {
             f[1 + 2 * i] = self.start[i];
             f[2 + 2 * i] = self.count[i];
         }
-        encode_fixed::<{ 4 + 17 * (1 + 2 * MAX_TIERS) }>(TAG, &f[..1 + 2 * n])
+        encode_fixed_as::<{ 4 + 17 * (1 + 2 * MAX_TIERS) }>(form, TAG, &f[..1 + 2 * n])
     }
 }

@@ -1,21 +1,28 @@
 //! [`Limiter`]: a [`Rule`] applied to keys in a [`Store`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::engine::{LimitOp, Operation};
 use super::policy::{is_store_failure, BlockCache, OnStoreError, DEFAULT_BLOCK_CACHE};
 use super::{Decision, DecisionSource, Rule};
 use crate::{
-    duration_micros, run, Key, Result, ScriptTime, SharedClock, Store, SystemClock, Timestamp,
+    duration_micros, run, Error, Key, LocalChange, Result, ScriptTime, SharedClock, Store,
+    SystemClock, Timestamp,
 };
 
 /// Applies a [`Rule`] to keys in a store: one atomic store call per
 /// decision (none when the [`BlockCache`] knows the key is blocked).
 ///
-/// The limiter's clock supplies `now` to the pure face of the algorithms;
-/// give the store and the limiter the same clock (tests inject a
-/// [`crate::ManualClock`] into both). On a store with scripting the Lua
+/// On an in-process store a decision runs in place through
+/// [`Store::update_local`] on the store's own clock, unless the limiter is
+/// given a clock with [`LimiterBuilder::clock`], which then supplies `now`
+/// (give the store and the limiter the same clock: tests inject a
+/// [`crate::ManualClock`] into both). Other stores get `now` from the
+/// limiter's clock (default: the system clock). On a store with scripting the Lua
 /// twin reads the server's `TIME` instead (see [`LimiterBuilder::script_time`]).
 ///
 /// ```
@@ -43,6 +50,9 @@ pub struct Limiter<S> {
     store: S,
     rule: Rule,
     clock: SharedClock,
+    /// Whether `clock` was chosen by the caller (otherwise an in-process
+    /// store's own reading is used: one clock read per decision).
+    own_clock: bool,
     script_time: ScriptTime,
     prefix: Option<Key>,
     blocks: BlockCache,
@@ -96,6 +106,7 @@ impl<S: Store> LimiterBuilder<S> {
         Ok(Limiter {
             store: self.store,
             rule: self.rule,
+            own_clock: self.clock.is_some(),
             clock: self.clock.unwrap_or_else(SystemClock::shared),
             script_time: self.script_time,
             prefix,
@@ -123,6 +134,7 @@ impl<S: Store> Limiter<S> {
             store,
             rule,
             clock: SystemClock::shared(),
+            own_clock: false,
             script_time: ScriptTime::Server,
             prefix: None,
             blocks: BlockCache::new(DEFAULT_BLOCK_CACHE),
@@ -160,38 +172,37 @@ impl<S: Store> Limiter<S> {
     /// [`Rule::capacity`]; [`crate::ErrorKind::CorruptData`] if the key
     /// holds something else; store errors, unless [`OnStoreError`] says
     /// otherwise.
-    pub async fn consume(&self, key: &Key, cost: u64) -> Result<Decision> {
-        self.decide(key, Operation::Consume, cost, None).await
+    pub fn consume<'a>(&'a self, key: &'a Key, cost: u64) -> DecisionFuture<'a> {
+        self.decide(key, Operation::Consume, cost, None)
     }
 
     /// Whether a request of `cost` would be admitted now, without counting
     /// it or starting a block.
-    pub async fn check(&self, key: &Key, cost: u64) -> Result<Decision> {
-        self.decide(key, Operation::Check, cost, None).await
+    pub fn check<'a>(&'a self, key: &'a Key, cost: u64) -> DecisionFuture<'a> {
+        self.decide(key, Operation::Check, cost, None)
     }
 
     /// Gives `amount` units back (a request that turned out not to count).
     /// The decision says whether a request of 1 would now be admitted.
-    pub async fn refund(&self, key: &Key, amount: u64) -> Result<Decision> {
-        self.decide(key, Operation::Refund, amount, None).await
+    pub fn refund<'a>(&'a self, key: &'a Key, amount: u64) -> DecisionFuture<'a> {
+        self.decide(key, Operation::Refund, amount, None)
     }
 
     /// [`refund`](Self::refund) under rate-limiter-flexible's name.
-    pub async fn reward(&self, key: &Key, amount: u64) -> Result<Decision> {
-        self.refund(key, amount).await
+    pub fn reward<'a>(&'a self, key: &'a Key, amount: u64) -> DecisionFuture<'a> {
+        self.refund(key, amount)
     }
 
     /// Charges `amount` units without checking the limit (a failed login
     /// that should cost more); it may push the key over its limit.
-    pub async fn penalty(&self, key: &Key, amount: u64) -> Result<Decision> {
-        self.decide(key, Operation::Penalty, amount, None).await
+    pub fn penalty<'a>(&'a self, key: &'a Key, amount: u64) -> DecisionFuture<'a> {
+        self.decide(key, Operation::Penalty, amount, None)
     }
 
     /// Blocks `key` for `duration` (extending, never shortening, a current
     /// block).
-    pub async fn block(&self, key: &Key, duration: Duration) -> Result<Decision> {
+    pub fn block<'a>(&'a self, key: &'a Key, duration: Duration) -> DecisionFuture<'a> {
         self.decide(key, Operation::Block, duration_micros(duration), None)
-            .await
     }
 
     /// Forgets everything about `key`: counts and block, here and in the
@@ -231,30 +242,103 @@ impl<S: Store> Limiter<S> {
     }
 
     /// Rolls back the charge of `amount` made at `at`.
-    pub(crate) async fn undo(&self, key: &Key, amount: u64, at: Timestamp) -> Result<Decision> {
-        self.decide(key, Operation::Refund, amount, Some(at)).await
+    pub(crate) fn undo<'a>(
+        &'a self,
+        key: &'a Key,
+        amount: u64,
+        at: Timestamp,
+    ) -> DecisionFuture<'a> {
+        self.decide(key, Operation::Refund, amount, Some(at))
     }
 
-    async fn decide(
-        &self,
-        key: &Key,
+    /// One decision: answered before the first poll when the block cache
+    /// knows the key is blocked or the store decides in place
+    /// ([`Store::update_local`]); otherwise the returned future makes the
+    /// store call (boxed: one allocation beside a round trip).
+    fn decide<'a>(
+        &'a self,
+        key: &'a Key,
         op: Operation,
         amount: u64,
         undo_at: Option<Timestamp>,
-    ) -> Result<Decision> {
+    ) -> DecisionFuture<'a> {
         let lop = match undo_at {
             Some(at) => LimitOp::undo(&self.rule, amount, at),
             None => LimitOp::new(&self.rule, op, amount),
-        }
-        .map_err(|e| e.with_operation(op_name(op)).with_key(key))?;
+        };
+        let lop = match lop {
+            Ok(lop) => lop,
+            Err(e) => {
+                return DecisionFuture::ready(Err(e.with_operation(op_name(op)).with_key(key)))
+            }
+        };
         let reads = matches!(op, Operation::Consume | Operation::Check);
         if reads && !self.blocks.is_empty() {
             let now = self.clock.now();
             if let Some(until) = self.blocks.blocked_until(key, now) {
-                return Ok(Decision::cached_block(&self.rule, now, until));
+                return DecisionFuture::ready(Ok(Decision::cached_block(&self.rule, now, until)));
             }
         }
-        let decision = match run(&self.store, key, &lop, &*self.clock, self.script_time).await {
+        let mut decision = Decision::EMPTY;
+        match self.decide_local(key, &lop, &mut decision) {
+            Some(Ok(())) => DecisionFuture::ready(Ok(decision)),
+            Some(Err(e)) => DecisionFuture::ready(Err(e)),
+            None => DecisionFuture(Inner::Pending(Box::pin(
+                self.decide_remote(key, lop, amount),
+            ))),
+        }
+    }
+
+    /// The in-process fast path: `None` when the store has none, or when it
+    /// failed in a way the failure policy handles (the remote path then
+    /// applies the policy).
+    fn decide_local(&self, key: &Key, lop: &LimitOp<'_>, out: &mut Decision) -> Option<Result<()>> {
+        match self.run_local(&self.store, key, lop, out)? {
+            Ok(()) => {
+                self.blocks.observe(key, out);
+                Some(Ok(()))
+            }
+            Err(e) if is_store_failure(&e) => None,
+            Err(e) => Some(Err(e.with_operation(op_name(lop.operation())))),
+        }
+    }
+
+    /// Runs `lop` in place through [`Store::update_local`] (on the store's
+    /// clock reading unless the limiter was given a clock), writing the
+    /// decision to `out`; `None` when `store` has no local path.
+    fn run_local<T: Store + ?Sized>(
+        &self,
+        store: &T,
+        key: &Key,
+        lop: &LimitOp<'_>,
+        out: &mut Decision,
+    ) -> Option<Result<()>> {
+        let mut outcome = None;
+        let own = self.own_clock.then_some(&*self.clock);
+        let ran = store.update_local(key, &mut |state, store_now| {
+            let now = own.map_or(store_now, |c| c.now());
+            match lop.apply_local(state, now, out) {
+                Ok(change) => {
+                    outcome = Some(Ok(()));
+                    change
+                }
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    LocalChange::Keep
+                }
+            }
+        })?;
+        let result = ran.and_then(|()| {
+            outcome.unwrap_or_else(|| Err(Error::backend("the store did not run the update")))
+        });
+        Some(result.map_err(|e| e.with_key(key)))
+    }
+
+    /// The store-call path, with the failure policy.
+    async fn decide_remote(&self, key: &Key, lop: LimitOp<'_>, amount: u64) -> Result<Decision> {
+        let op = lop.operation();
+        let reads = matches!(op, Operation::Consume | Operation::Check);
+        let decision = match self.run_on(&self.store, key, &lop).await {
             Ok(d) => d,
             Err(e) if is_store_failure(&e) => match &self.on_error {
                 OnStoreError::Fail => return Err(e.with_operation(op_name(op))),
@@ -278,7 +362,8 @@ impl<S: Store> Limiter<S> {
                     ))
                 }
                 OnStoreError::Insurance(insurance) => {
-                    let mut d = run(&**insurance, key, &lop, &*self.clock, self.script_time)
+                    let mut d = self
+                        .run_on(&**insurance, key, &lop)
                         .await
                         .map_err(|e| e.with_operation(op_name(op)))?;
                     d.source = DecisionSource::Insurance;
@@ -289,6 +374,74 @@ impl<S: Store> Limiter<S> {
         };
         self.blocks.observe(key, &decision);
         Ok(decision)
+    }
+
+    /// Runs `lop` on `store`: in place where the store offers it (an
+    /// in-process insurance store), else through [`run`].
+    async fn run_on<T: Store + ?Sized>(
+        &self,
+        store: &T,
+        key: &Key,
+        lop: &LimitOp<'_>,
+    ) -> Result<Decision> {
+        let mut decision = Decision::EMPTY;
+        match self.run_local(store, key, lop, &mut decision) {
+            Some(result) => result.map(|()| decision),
+            None => run(store, key, lop, &*self.clock, self.script_time).await,
+        }
+    }
+}
+
+/// The boxed store-call future of a decision.
+#[cfg(not(target_arch = "wasm32"))]
+type Remote<'a> = Pin<Box<dyn Future<Output = Result<Decision>> + Send + 'a>>;
+/// The boxed store-call future of a decision (wasm: no `Send`).
+#[cfg(target_arch = "wasm32")]
+type Remote<'a> = Pin<Box<dyn Future<Output = Result<Decision>> + 'a>>;
+
+/// The future of a [`Limiter`] decision. It is complete before its first
+/// poll when the block cache or an in-process store
+/// ([`Store::update_local`]) answered; otherwise it makes the store call.
+#[must_use = "a decision does nothing until awaited"]
+pub struct DecisionFuture<'a>(Inner<'a>);
+
+// The ready variant is the in-process hot path: boxing it would cost the
+// allocation that path exists to avoid.
+#[allow(clippy::large_enum_variant)]
+enum Inner<'a> {
+    Ready(Option<Result<Decision>>),
+    Pending(Remote<'a>),
+}
+
+impl DecisionFuture<'_> {
+    fn ready(result: Result<Decision>) -> Self {
+        DecisionFuture(Inner::Ready(Some(result)))
+    }
+}
+
+impl Future for DecisionFuture<'_> {
+    type Output = Result<Decision>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Decision>> {
+        match &mut self.0 {
+            Inner::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
+                Err(Error::invalid_input(
+                    "a decision future was polled after it completed",
+                ))
+            })),
+            Inner::Pending(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for DecisionFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.0 {
+            Inner::Ready(Some(_)) => "ready",
+            Inner::Ready(None) => "done",
+            Inner::Pending(_) => "pending",
+        };
+        f.debug_tuple("DecisionFuture").field(&state).finish()
     }
 }
 

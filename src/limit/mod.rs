@@ -108,7 +108,7 @@ use crate::{duration_micros, Error, Result, Timestamp, MAX_TTL};
 
 pub use engine::{scripts, LimitOp, Operation};
 pub use headers::{HeaderOptions, HeaderStyle};
-pub use limiter::{Limiter, LimiterBuilder};
+pub use limiter::{DecisionFuture, Limiter, LimiterBuilder};
 pub use policy::{consume_all, BlockCache, OnStoreError};
 
 #[cfg(doc)]
@@ -535,6 +535,14 @@ struct PackedTier {
 }
 
 impl PackedTier {
+    const ZERO: PackedTier = PackedTier {
+        limit: 0,
+        remaining: 0,
+        reset_us: 0,
+        retry_us: 0,
+        window_us: 0,
+    };
+
     fn unpack(&self) -> TierStatus {
         TierStatus {
             limit: u64::from(self.limit),
@@ -578,6 +586,21 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A placeholder the in-place path overwrites.
+    pub(crate) const EMPTY: Decision = Decision {
+        allowed: false,
+        limit: 0,
+        remaining: 0,
+        reset_after: Duration::ZERO,
+        retry_after: None,
+        window: Duration::ZERO,
+        at: Timestamp::EPOCH,
+        blocked_until: None,
+        source: DecisionSource::Store,
+        n: 0,
+        tiers: [PackedTier::ZERO; MAX_TIERS],
+    };
+
     /// Every tier, in the rule's order.
     pub fn tiers(&self) -> impl ExactSizeIterator<Item = TierStatus> + '_ {
         self.tiers[..usize::from(self.n)]

@@ -9,12 +9,10 @@
 //! at most `limit`. See the module docs of [`super`] for the error bound.
 //! The Lua twin is `sliding_counter.lua`.
 
-use bytes::Bytes;
-
 use super::engine::Engine;
-use super::state::{encode_fixed, parse_fixed, MAX_FIXED_FIELDS};
+use super::state::{encode_fixed_as, parse_fixed, Form, MAX_FIXED_FIELDS};
 use super::{Rule, Tier, MAX_TIERS};
-use crate::Result;
+use crate::{LocalValue, Result};
 
 const TAG: &[u8] = b"sc1";
 
@@ -151,7 +149,7 @@ impl Engine for SlidingCounter {
         ttl
     }
 
-    fn encode(&self, rule: &Rule, blocked_until: u64) -> Bytes {
+    fn encode(&self, rule: &Rule, blocked_until: u64, form: Form) -> LocalValue {
         let n = rule.tiers().len();
         let mut f = [blocked_until; MAX_FIXED_FIELDS];
         for i in 0..n {
@@ -159,7 +157,7 @@ impl Engine for SlidingCounter {
             f[2 + 3 * i] = self.prev[i];
             f[3 + 3 * i] = self.cur[i];
         }
-        encode_fixed::<{ 4 + 17 * MAX_FIXED_FIELDS }>(TAG, &f[..1 + 3 * n])
+        encode_fixed_as::<{ 4 + 17 * MAX_FIXED_FIELDS }>(form, TAG, &f[..1 + 3 * n])
     }
 }
 

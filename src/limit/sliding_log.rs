@@ -37,9 +37,9 @@
 use bytes::Bytes;
 
 use super::engine::Engine;
-use super::state::{corrupt, MAX_COUNT, SAFE_LIMIT};
+use super::state::{corrupt, Form, MAX_COUNT, SAFE_LIMIT};
 use super::Rule;
-use crate::Result;
+use crate::{LocalValue, Result};
 
 const TAG: &[u8] = b"sl1:";
 const FIELD: usize = 16;
@@ -234,7 +234,8 @@ impl Engine for SlidingLog {
         }
     }
 
-    fn encode(&self, _rule: &Rule, blocked_until: u64) -> Bytes {
+    /// Always the text form: a log has no fixed size to keep inline.
+    fn encode(&self, _rule: &Rule, blocked_until: u64, _form: Form) -> LocalValue {
         let mut out = Vec::with_capacity(HEADER + RECORD * self.recs.len());
         out.extend_from_slice(TAG);
         pad(&mut out, blocked_until);
@@ -243,7 +244,7 @@ impl Engine for SlidingLog {
             pad(&mut out, ts);
             pad(&mut out, cum);
         }
-        Bytes::from(out)
+        LocalValue::Shared(Bytes::from(out))
     }
 }
 

@@ -26,7 +26,7 @@
 
 use bytes::Bytes;
 
-use crate::{Error, Result};
+use crate::{Error, LocalValue, Result};
 
 /// Every stored or computed figure stays below this (2^53), so Lua's
 /// doubles represent it exactly.
@@ -114,6 +114,9 @@ pub(crate) fn parse_fixed(
     tiers: usize,
     out: &mut [u64; MAX_FIXED_FIELDS],
 ) -> Result<bool> {
+    if raw.first() == Some(&0) {
+        return parse_binary(raw, tag, per_tier, tiers, out);
+    }
     let mut n = 0usize;
     for f in fields(raw, tag)? {
         let v = f?;
@@ -123,6 +126,74 @@ pub(crate) fn parse_fixed(
         n += 1;
     }
     Ok(n == 1 + per_tier * tiers)
+}
+
+/// The stored form a state is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The ASCII form both faces share (every store that may meet Lua).
+    Text,
+    /// The in-process form ([`crate::Store::update_local`]): a zero byte,
+    /// the tag, the field count, then each field as 8 little-endian bytes.
+    /// Decoded and encoded without parsing or allocating; never seen by
+    /// Lua (stores with scripting have no local path), and read by
+    /// [`parse_fixed`] like the text form.
+    Binary,
+}
+
+/// Bytes before the fields of the binary form: `0`, a 3-byte tag, a count.
+pub(crate) const BINARY_HEADER: usize = 5;
+
+/// Parses the binary form (see [`Form::Binary`]); the same checks and the
+/// same answer as the text form.
+fn parse_binary(
+    raw: &[u8],
+    tag: &[u8],
+    per_tier: usize,
+    tiers: usize,
+    out: &mut [u64; MAX_FIXED_FIELDS],
+) -> Result<bool> {
+    let n = match raw {
+        [0, t0, t1, t2, n, ..] if [*t0, *t1, *t2] == tag => usize::from(*n),
+        _ => return Err(corrupt()),
+    };
+    if n == 0 || raw.len() != BINARY_HEADER + 8 * n {
+        return Err(corrupt());
+    }
+    for (i, chunk) in raw[BINARY_HEADER..].chunks_exact(8).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(b);
+        if v >= SAFE_LIMIT {
+            return Err(corrupt());
+        }
+        if let Some(slot) = out.get_mut(i) {
+            *slot = v;
+        }
+    }
+    Ok(n == 1 + per_tier * tiers)
+}
+
+/// Encodes `fields` under `tag` in `form`: the text form in one
+/// allocation of `N` bytes (see [`encode_fixed`]), the binary form inline
+/// when it fits [`crate::INLINE_CAPACITY`].
+pub(crate) fn encode_fixed_as<const N: usize>(
+    form: Form,
+    tag: &[u8],
+    fields: &[u64],
+) -> LocalValue {
+    match form {
+        Form::Text => LocalValue::Shared(encode_fixed::<N>(tag, fields)),
+        Form::Binary => {
+            let mut buf = [0u8; BINARY_HEADER + 8 * MAX_FIXED_FIELDS];
+            buf[1..4].copy_from_slice(tag);
+            buf[4] = fields.len() as u8;
+            for (chunk, v) in buf[BINARY_HEADER..].chunks_exact_mut(8).zip(fields) {
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+            LocalValue::copy_from_slice(&buf[..BINARY_HEADER + 8 * fields.len()])
+        }
+    }
 }
 
 /// A small encoded value stored inline, so the [`Bytes`] made from it is

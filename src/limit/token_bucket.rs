@@ -9,12 +9,12 @@
 //! most `burst + floor(t / interval)` units. The Lua twin is
 //! `token_bucket.lua`.
 
-use bytes::Bytes;
-
-use super::engine::Engine;
-use super::state::{encode_fixed, parse_fixed, MAX_FIXED_FIELDS, MAX_SPAN_US};
+use super::engine::{Engine, Raw};
+use super::state::{
+    encode_fixed_as, parse_fixed, Form, BINARY_HEADER, MAX_FIXED_FIELDS, MAX_SPAN_US, SAFE_LIMIT,
+};
 use super::{Rule, MAX_TIERS};
-use crate::Result;
+use crate::{LocalValue, Result};
 
 const TAG: &[u8] = b"tb1";
 
@@ -90,12 +90,64 @@ impl Engine for TokenBucket {
             .unwrap_or(0)
     }
 
-    fn encode(&self, rule: &Rule, blocked_until: u64) -> Bytes {
+    fn encode(&self, rule: &Rule, blocked_until: u64, form: Form) -> LocalValue {
         let n = rule.tiers().len();
         let mut f = [blocked_until; 1 + MAX_TIERS];
         f[1..=n].copy_from_slice(&self.tat[..n]);
-        encode_fixed::<{ 4 + 17 * (1 + MAX_TIERS) }>(TAG, &f[..=n])
+        encode_fixed_as::<{ 4 + 17 * (1 + MAX_TIERS) }>(form, TAG, &f[..=n])
     }
+}
+
+/// The in-process hot path of the commonest decision: a one-tier bucket
+/// admitting a `consume` on a key that is not blocked, from the binary
+/// state (or none). The same arithmetic as [`decide`](super::engine) with
+/// [`TokenBucket`]'s steps, without the generic bookkeeping; `None` for
+/// every other case (a denial, a block, another form or rule), which the
+/// generic path then decides. The property test
+/// `binary_and_text_forms_decide_alike` holds the two paths equal.
+pub(crate) fn consume_one_tier(
+    rule: &Rule,
+    state: Option<&[u8]>,
+    now: u64,
+    cost: u64,
+) -> Option<(LocalValue, u64, Raw)> {
+    let [t] = rule.tiers() else {
+        return None;
+    };
+    let (blocked, tat) = match state {
+        None => (0, 0),
+        Some(raw) => {
+            let (head, fields) = raw.split_at_checked(BINARY_HEADER)?;
+            if head != [0, TAG[0], TAG[1], TAG[2], 2] || fields.len() != 16 {
+                return None;
+            }
+            let blocked = u64::from_le_bytes(fields[..8].try_into().ok()?);
+            let tat = u64::from_le_bytes(fields[8..].try_into().ok()?);
+            if blocked >= SAFE_LIMIT || tat >= SAFE_LIMIT {
+                return None;
+            }
+            (blocked, tat)
+        }
+    };
+    if blocked > now {
+        return None;
+    }
+    let tat = tat.max(now);
+    let cap = t.a * t.b;
+    let debt = tat - now + cost * t.b;
+    if debt > cap {
+        return None;
+    }
+    let tat = tat + cost * t.b;
+    let mut raw = Raw {
+        allowed: true,
+        now,
+        ..Raw::default()
+    };
+    raw.tiers[0].remaining = if debt < cap { (cap - debt) / t.b } else { 0 };
+    raw.tiers[0].reset_after = debt;
+    let value = encode_fixed_as::<0>(Form::Binary, TAG, &[0, tat]);
+    Some((value, debt.min(MAX_SPAN_US), raw))
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::{
-    Capabilities, Change, Cursor, ErrorKind, Key, KeyTtl, ManualClock, SharedClock, Store, Swap,
-    Timestamp, MAX_KEY_LEN, MAX_TTL,
+    Capabilities, Change, Clock, Cursor, ErrorKind, Key, KeyTtl, LocalChange, LocalValue,
+    ManualClock, SharedClock, Store, Swap, Timestamp, INLINE_CAPACITY, MAX_KEY_LEN, MAX_TTL,
 };
 
 /// How a test moves time forward for the store under test.
@@ -121,6 +121,7 @@ pub const TESTS: &[&str] = &[
     "update_paths",
     "update_keep_ttl",
     "update_concurrent",
+    "update_local_paths",
     "set_if_absent",
     "delete_if_equal",
     "expire_if_equal",
@@ -338,6 +339,94 @@ pub async fn cas_delete_and_ttl<S: Store + 'static>(h: &Harness<S>) {
         Swap::Swapped
     );
     assert_eq!(h.store.ttl(&k).await.unwrap(), KeyTtl::Persistent);
+}
+
+/// `update_local`, where a store offers it: creates (inline and shared
+/// values), sees the store's time, modifies, keeps, expires and removes,
+/// rejects a bad TTL without writing; every other method sees its writes.
+/// A store without it answers `None` without running the closure.
+pub async fn update_local_paths<S: Store + 'static>(h: &Harness<S>) {
+    let k = h.key("update_local_paths", "k");
+    let mut seen = Vec::new();
+    let set = |v: &[u8], ttl| LocalChange::Set {
+        value: LocalValue::copy_from_slice(v),
+        ttl,
+    };
+    let Some(ran) = h.store.update_local(&k, &mut |cur, now| {
+        seen.push((cur.map(<[u8]>::to_vec), now));
+        set(b"a", None)
+    }) else {
+        assert!(
+            seen.is_empty(),
+            "a store without a local path ran the closure"
+        );
+        return;
+    };
+    ran.unwrap();
+    let (cur, now) = seen.pop().unwrap();
+    assert_eq!(cur, None);
+    if let TimeControl::Manual(clock) = &h.time {
+        assert_eq!(now, clock.now(), "the closure gets the store's time");
+    }
+    assert_eq!(h.store.get(&k).await.unwrap(), Some(b("a")));
+    assert_eq!(h.store.ttl(&k).await.unwrap(), KeyTtl::Persistent);
+    // A value too large to keep inline, with a TTL.
+    let big = vec![7u8; INLINE_CAPACITY * 3];
+    h.store
+        .update_local(&k, &mut |cur, _| {
+            assert_eq!(cur, Some(&b"a"[..]));
+            set(&big, Some(h.short_ttl()))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.store.get(&k).await.unwrap().as_deref(), Some(&big[..]));
+    assert!(matches!(h.store.ttl(&k).await.unwrap(), KeyTtl::Expires(_)));
+    h.store
+        .update_local(&k, &mut |_, _| LocalChange::Keep)
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.store.get(&k).await.unwrap().as_deref(), Some(&big[..]));
+    // Compare-and-swap and update see the local write.
+    let swap = h
+        .store
+        .compare_and_swap(&k, Some(&big), Some(b("c")), Some(h.short_ttl()))
+        .await
+        .unwrap();
+    assert_eq!(swap, Swap::Swapped);
+    h.store
+        .update_local(&k, &mut |cur, _| {
+            assert_eq!(cur, Some(&b"c"[..]));
+            set(b"d", Some(h.short_ttl()))
+        })
+        .unwrap()
+        .unwrap();
+    // Expired: the closure sees nothing.
+    h.pass(h.short_ttl() + Duration::from_millis(50)).await;
+    h.store
+        .update_local(&k, &mut |cur, _| {
+            assert_eq!(cur, None, "an expired value is not seen");
+            LocalChange::Keep
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.store.get(&k).await.unwrap(), None);
+    // A zero TTL is rejected and writes nothing.
+    let e = h
+        .store
+        .update_local(&k, &mut |_, _| set(b"x", Some(Duration::ZERO)))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(h.store.get(&k).await.unwrap(), None);
+    h.store
+        .update_local(&k, &mut |_, _| set(b"e", None))
+        .unwrap()
+        .unwrap();
+    h.store
+        .update_local(&k, &mut |_, _| LocalChange::Remove)
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.store.get(&k).await.unwrap(), None);
 }
 
 /// `update` creates, modifies, keeps and removes.
@@ -798,7 +887,7 @@ macro_rules! conformance_suite {
             get_missing set_get_overwrite empty_and_binary_values large_value delete
             ttl_states ttl_expiry set_clears_ttl invalid_ttl_rejected
             cas_create_and_conflict cas_delete_and_ttl update_paths update_keep_ttl
-            update_concurrent set_if_absent delete_if_equal expire_if_equal increment
+            update_concurrent update_local_paths set_if_absent delete_if_equal expire_if_equal increment
             batch_get_delete scan_paging scan_glob_characters scan_skips_expired
             invalid_keys_rejected shared_as_dyn pubsub);
     };

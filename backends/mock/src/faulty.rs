@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rampart::{
-    Arg, Atomic, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, Page, Result, Script, Store,
-    StoreStats, Subscription, Swap, Timestamp, UpdateFn, Updated, Value,
+    Arg, Atomic, Capabilities, Cursor, Error, ErrorKind, Key, KeyTtl, LocalUpdateFn, Page, Result,
+    Script, Store, StoreStats, Subscription, Swap, Timestamp, UpdateFn, Updated, Value,
 };
 
 /// Which calls a [`FaultyStore`] fails right now; switched at run time
@@ -311,6 +311,10 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
         self.enter("update", Some(key.as_str())).await?;
         self.inner.update(key, f).await
+    }
+    /// None: every call goes through `update`, where faults are injected.
+    fn update_local(&self, _key: &Key, _f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        None
     }
     async fn run_atomic(
         &self,

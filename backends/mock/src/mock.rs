@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rampart::{
-    Arg, Atomic, Capabilities, Cursor, Key, KeyTtl, Page, Result, Script, Store, StoreStats,
-    Subscription, Swap, Timestamp, UpdateFn, Updated, Value,
+    Arg, Atomic, Capabilities, Cursor, Key, KeyTtl, LocalUpdateFn, Page, Result, Script, Store,
+    StoreStats, Subscription, Swap, Timestamp, UpdateFn, Updated, Value,
 };
 
 mockall::mock! {
@@ -27,7 +27,9 @@ mockall::mock! {
     /// failing); so does a missing call once the mock is dropped, when the
     /// expectation was given `.times(n)`. `capabilities()` is mocked too:
     /// code that asks for it (`rampart::run` does) needs
-    /// `expect_capabilities().return_const(...)`.
+    /// `expect_capabilities().return_const(...)`; so is `update_local`: a
+    /// `Limiter` tries it first, so give it
+    /// `expect_update_local().returning(|_, _| None)` (no local path).
     ///
     /// `returning` closures take the method's arguments and return its
     /// output (the `Result`, not a future). For `compare_and_swap`,
@@ -98,6 +100,11 @@ mockall::mock! {
             key: &'k Key,
             f: &'r mut UpdateFn<'f>,
         ) -> Result<Updated>;
+        fn update_local<'s, 'k, 'r, 'f>(
+            &'s self,
+            key: &'k Key,
+            f: &'r mut LocalUpdateFn<'f>,
+        ) -> Option<Result<()>>;
         async fn run_atomic<'s, 'k, 'c, 'a, 'r, 'f>(
             &'s self,
             key: &'k Key,
@@ -168,6 +175,9 @@ mod tests {
         }
         async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
             self.0.update(key, f).await
+        }
+        fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+            self.0.update_local(key, f)
         }
         async fn run_atomic(
             &self,
@@ -257,6 +267,9 @@ mod tests {
         m.expect_update()
             .times(1)
             .returning(|_, _| Err(mocked("update")));
+        m.expect_update_local()
+            .times(1)
+            .returning(|_, _| Some(Err(mocked("update_local"))));
         m.expect_run_atomic()
             .times(1)
             .returning(|_, _, _, _| Err(mocked("run_atomic")));
@@ -310,6 +323,8 @@ mod tests {
         assert_eq!(op(scan.unwrap_err()), "scan");
         let update = s.update(&k, &mut |_| Change::Keep).await;
         assert_eq!(op(update.unwrap_err()), "update");
+        let local = s.update_local(&k, &mut |_, _| rampart::LocalChange::Keep);
+        assert_eq!(op(local.unwrap().unwrap_err()), "update_local");
         let atomic = s.run_atomic(&k, &SCRIPT, &[], &mut |_| Change::Keep).await;
         assert_eq!(op(atomic.unwrap_err()), "run_atomic");
         let sia = s.set_if_absent(&k, Bytes::new(), None).await;

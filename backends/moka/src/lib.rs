@@ -64,8 +64,8 @@ use moka::sync::Cache;
 use parking_lot::Mutex;
 use rampart::{
     check_ttl, duration_micros, validate_prefix, Capabilities, Change, Clock, Cursor, Error,
-    ErrorKind, Key, KeyTtl, Page, Result, SharedClock, Store, StoreStats, Swap, SystemClock,
-    UpdateFn, Updated,
+    ErrorKind, Key, KeyTtl, LocalChange, LocalUpdateFn, LocalValue, Page, Result, SharedClock,
+    Store, StoreStats, Swap, SystemClock, Timestamp, UpdateFn, Updated,
 };
 
 /// Default capacity of [`MokaStore::new`], in entries.
@@ -112,7 +112,7 @@ struct Slot {
 }
 
 struct State {
-    value: Bytes,
+    value: LocalValue,
     /// Microseconds since the epoch on the store's clock; `None` = never.
     expires_at: Option<u64>,
     /// Removed from the store: the slot may still be in the map for a
@@ -127,13 +127,13 @@ impl State {
 
     fn kill(&mut self) {
         self.dead = true;
-        self.value = Bytes::new();
+        self.value = LocalValue::Shared(Bytes::new());
         self.expires_at = None;
     }
 }
 
 impl Slot {
-    fn new(value: Bytes, expires_at: Option<u64>, gc_deadline: u64) -> Arc<Self> {
+    fn new(value: LocalValue, expires_at: Option<u64>, gc_deadline: u64) -> Arc<Self> {
         Arc::new(Slot {
             state: Mutex::new(State {
                 value,
@@ -150,13 +150,13 @@ enum Write {
     /// Change nothing.
     Keep,
     /// Store this value with this deadline.
-    Put(Bytes, Option<u64>),
+    Put(LocalValue, Option<u64>),
     /// Remove the key.
     Remove,
 }
 
 /// The live value a write decision sees: the value and its deadline.
-type Current<'a> = Option<(&'a Bytes, Option<u64>)>;
+type Current<'a> = Option<(&'a LocalValue, Option<u64>)>;
 
 /// The store's clock, read at most once per operation and only when
 /// needed: a key without a TTL costs no clock read at all.
@@ -567,14 +567,19 @@ impl Store for MokaStore {
     }
 
     async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        Ok(self.read(key, |cur, _| cur.map(|(v, _)| v.clone())))
+        Ok(self.read(key, |cur, _| cur.map(|(v, _)| v.to_bytes())))
     }
 
     async fn set(&self, key: &Key, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
         let now = &self.now();
         let expires_at = now.deadline(ttl);
-        self.write(key, now, |_| (Write::Put(value, expires_at), ()), || None)
+        self.write(
+            key,
+            now,
+            |_| (Write::Put(value.into(), expires_at), ()),
+            || None,
+        )
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
@@ -617,10 +622,13 @@ impl Store for MokaStore {
             |cur| {
                 let current = cur.map(|(v, _)| v);
                 if current.map(|v| &v[..]) != expected {
-                    return (Write::Keep, Swap::Conflict(current.cloned()));
+                    return (
+                        Write::Keep,
+                        Swap::Conflict(current.map(LocalValue::to_bytes)),
+                    );
                 }
                 match new {
-                    Some(value) => (Write::Put(value, expires_at), Swap::Swapped),
+                    Some(value) => (Write::Put(value.into(), expires_at), Swap::Swapped),
                     None => (Write::Remove, Swap::Swapped),
                 }
             },
@@ -695,23 +703,47 @@ impl Store for MokaStore {
             |cur| {
                 let current = cur.map(|(v, _)| v);
                 match f(current.map(|v| &v[..])) {
-                    Change::Keep => (Write::Keep, Ok(Updated::new(current.cloned(), false, 1))),
+                    Change::Keep => (
+                        Write::Keep,
+                        Ok(Updated::new(current.map(LocalValue::to_bytes), false, 1)),
+                    ),
                     Change::Remove => (Write::Remove, Ok(Updated::new(None, current.is_some(), 1))),
                     Change::Set { value, ttl } => match check_ttl(ttl) {
                         Err(e) => (Write::Keep, Err(e.with_operation("update").with_key(key))),
                         Ok(()) => (
-                            Write::Put(value.clone(), now.deadline(ttl)),
+                            Write::Put(value.clone().into(), now.deadline(ttl)),
                             Ok(Updated::new(Some(value), true, 1)),
                         ),
                     },
                     Change::SetKeepTtl(value) => (
-                        Write::Put(value.clone(), cur.and_then(|(_, t)| t)),
+                        Write::Put(value.clone().into(), cur.and_then(|(_, t)| t)),
                         Ok(Updated::new(Some(value), true, 1)),
                     ),
                 }
             },
             || None,
         )?
+    }
+
+    fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        let now = &self.now();
+        let done = self.write(
+            key,
+            now,
+            |cur| {
+                let at = Timestamp::from_micros(now.get());
+                match f(cur.map(|(v, _)| v.as_slice()), at) {
+                    LocalChange::Keep => (Write::Keep, Ok(())),
+                    LocalChange::Remove => (Write::Remove, Ok(())),
+                    LocalChange::Set { value, ttl } => match check_ttl(ttl) {
+                        Err(e) => (Write::Keep, Err(e.with_operation("update").with_key(key))),
+                        Ok(()) => (Write::Put(value, now.deadline(ttl)), Ok(())),
+                    },
+                }
+            },
+            || None,
+        );
+        Some(done.and_then(|r| r))
     }
 
     /// Key count (after running moka's pending evictions; expired keys not
