@@ -1,6 +1,7 @@
 //! Soak test under faults: mixed cache / rate-limit / session / lock load
 //! on a real local redis-server that is SIGKILLed and restarted every few
-//! seconds. Opt-in and bounded in time: `scripts/soak [minutes]` runs it
+//! seconds (every third outage is a `CLIENT PAUSE` instead: a hung server,
+//! where calls run into the command timeout). Opt-in and bounded in time: `scripts/soak [minutes]` runs it
 //! (release mode); `cargo test` only compiles it.
 //!
 //! ```text
@@ -39,8 +40,8 @@
 //!   tokens must strictly increase per resource (across restarts too). An
 //!   acquisition after a holder's TTL ran out (the documented semantics: a
 //!   lock expires even while its holder is stuck) is counted, not flagged;
-//! * **recovery**: after every restart some operation succeeds within
-//!   `--recover` seconds of the server answering `PING`.
+//! * **recovery**: after every restart (or pause) some operation succeeds
+//!   within `--recover` seconds of the server answering `PING`.
 //!
 //! `--no-aof` is the negative control: the same run without persistence,
 //! where every restart empties Redis, must report lost sessions and
@@ -87,6 +88,8 @@ struct Opts {
     margin: f64,
     recover: f64,
     timeout: Duration,
+    /// Every Nth outage is a `CLIENT PAUSE` instead of a kill (0: never).
+    pause_every: u64,
     /// Negative control: no persistence, so the checks must fire.
     no_aof: bool,
 }
@@ -99,6 +102,7 @@ fn opts() -> Opts {
         margin: 2.0,
         recover: 5.0,
         timeout: Duration::from_millis(500),
+        pause_every: 3,
         no_aof: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -122,6 +126,7 @@ fn opts() -> Opts {
             "--margin" => o.margin = num(),
             "--recover" => o.recover = num(),
             "--timeout-ms" => o.timeout = Duration::from_millis(num() as u64),
+            "--pause-every" => o.pause_every = num() as u64,
             other => usage(&format!("unknown argument {other}")),
         }
         i += 2;
@@ -134,7 +139,7 @@ fn opts() -> Opts {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "soak: {msg}\nusage: soak [--secs N] [--kill-every S] [--down S] [--margin S] [--recover S] [--timeout-ms MS] [--no-aof]"
+        "soak: {msg}\nusage: soak [--secs N] [--kill-every S] [--down S] [--margin S] [--recover S] [--timeout-ms MS] [--pause-every N] [--no-aof]"
     );
     std::process::exit(2)
 }
@@ -144,8 +149,11 @@ fn usage(msg: &str) -> ! {
 /// What the killer is doing, shared with every worker.
 struct Phase {
     t0: Instant,
-    /// Kills so far (the epoch); bumped just before each SIGKILL.
+    /// Outages so far (the epoch); bumped just before each SIGKILL or
+    /// pause.
     kills: AtomicU64,
+    /// How many of them were `CLIENT PAUSE` rather than SIGKILL.
+    pauses: AtomicU64,
     /// Whether the server is up (false from just before a kill until the
     /// restarted server answers PING).
     up: AtomicBool,
@@ -213,7 +221,7 @@ impl Phase {
             );
             if took > self.recover {
                 self.violation(format!(
-                    "restart {}: first success {took:?} after the server was ready",
+                    "outage {}: first success {took:?} after the server was ready",
                     s.kills
                 ));
             }
@@ -429,8 +437,11 @@ async fn limit_rounds(ctx: Arc<Ctx>, name: &'static str, limiter: Arc<Limiter<St
                 ));
             }
         } else if ctx.phase.kills.load(Ordering::SeqCst) != snap.kills {
-            stats.add("rounds spanning a kill", 1);
-            stats.add("rounds spanning a kill: admitted (<= LIMIT each)", allowed);
+            stats.add("rounds spanning an outage", 1);
+            stats.add(
+                "rounds spanning an outage: admitted (<= LIMIT each)",
+                allowed,
+            );
         } else {
             stats.add("rounds near an outage (not checked exactly)", 1);
         }
@@ -654,15 +665,29 @@ fn killer(
         let epoch = phase.kills.load(Ordering::SeqCst);
         if epoch > 0 && phase.recovered.load(Ordering::SeqCst) < epoch {
             phase.violation(format!(
-                "no operation succeeded in the {}s after restart {epoch}",
+                "no operation succeeded in the {}s after outage {epoch}",
                 o.kill_every
             ));
         }
         phase.up.store(false, Ordering::SeqCst);
-        phase.kills.fetch_add(1, Ordering::SeqCst);
-        server.kill();
-        std::thread::sleep(Duration::from_secs_f64(o.down));
-        server.restart();
+        let n = phase.kills.fetch_add(1, Ordering::SeqCst) + 1;
+        if o.pause_every > 0 && n.is_multiple_of(o.pause_every) {
+            // A hung server instead of a dead one: every call runs into the
+            // command timeout, which is what the latency bound is about.
+            phase.pauses.fetch_add(1, Ordering::SeqCst);
+            let ms = (o.down * 1000.0) as u64;
+            let reply = server.cli(&["CLIENT", "PAUSE", &ms.to_string(), "ALL"]);
+            if reply.trim() != "OK" {
+                phase.violation(format!("CLIENT PAUSE answered {reply:?}"));
+            }
+            std::thread::sleep(Duration::from_secs_f64(o.down));
+            // Answered once the pause is over.
+            server.cli(&["PING"]);
+        } else {
+            server.kill();
+            std::thread::sleep(Duration::from_secs_f64(o.down));
+            server.restart();
+        }
         phase.ready_us.store(phase.now_us(), Ordering::SeqCst);
         phase.up.store(true, Ordering::SeqCst);
     }
@@ -700,6 +725,7 @@ async fn main() {
     let phase = Arc::new(Phase {
         t0: Instant::now(),
         kills: AtomicU64::new(0),
+        pauses: AtomicU64::new(0),
         up: AtomicBool::new(true),
         ready_us: AtomicU64::new(0),
         recovered: AtomicU64::new(0),
@@ -715,7 +741,7 @@ async fn main() {
         timeout: o.timeout,
     });
     println!(
-        "soak: redis-server on 127.0.0.1:{port} ({}), {}s, kill every {}s, down {}s, command timeout {:?}, clean after {}s up",
+        "soak: redis-server on 127.0.0.1:{port} ({}), {}s, an outage every {}s (1 in {} a CLIENT PAUSE, the rest SIGKILL), down {}s, command timeout {:?}, clean after {}s up",
         if o.no_aof {
             "NO persistence: a negative control, violations expected"
         } else {
@@ -723,6 +749,7 @@ async fn main() {
         },
         o.secs,
         o.kill_every,
+        o.pause_every,
         o.down,
         o.timeout,
         o.margin
@@ -884,8 +911,10 @@ async fn main() {
 
 fn o_summary(port: u16, load_secs: f64, phase: &Phase) -> String {
     format!(
-        "port {port}, load ran {load_secs:.0}s, {} kills/restarts",
-        phase.kills.load(Ordering::SeqCst)
+        "port {port}, load ran {load_secs:.0}s, {} outages: {} SIGKILL + restart, {} CLIENT PAUSE",
+        phase.kills.load(Ordering::SeqCst),
+        phase.kills.load(Ordering::SeqCst) - phase.pauses.load(Ordering::SeqCst),
+        phase.pauses.load(Ordering::SeqCst)
     )
 }
 
