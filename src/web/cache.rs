@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,7 +51,8 @@ pub struct CachedResponse {
 ///   Other methods pass through untouched.
 /// * **Not stored**: statuses other than `200`, responses with
 ///   `Set-Cookie`, with `Cache-Control: no-store` or `private`, or with a
-///   body larger than [`max_body`](Self::max_body) (default 1 MiB).
+///   body larger than [`max_body`](Self::max_body) (default 1 MiB; such a
+///   body is streamed on unchanged, whether or not its size was known).
 /// * A cache that cannot be read (store down) is a miss; one that cannot
 ///   be written is ignored (both counted in the cache's stats).
 ///
@@ -108,6 +111,40 @@ impl<St: Store + 'static> CacheLayer<St> {
     pub fn cache(&self) -> &Cache<St> {
         &self.cache
     }
+}
+
+/// The body's bytes if it ends within `max` bytes; otherwise (or if it
+/// fails) a body that replays what was read and streams the rest, error
+/// included (trailers are dropped).
+async fn collect_up_to(body: Body, max: usize) -> Result<Bytes, Body> {
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut size = 0usize;
+    while let Some(next) = stream.next().await {
+        match next {
+            Ok(chunk) => {
+                size = size.saturating_add(chunk.len());
+                chunks.push(chunk);
+                if size > max {
+                    let head = futures_util::stream::iter(chunks.into_iter().map(Ok));
+                    return Err(Body::from_stream(head.chain(stream)));
+                }
+            }
+            Err(e) => {
+                let head = futures_util::stream::iter(chunks.into_iter().map(Ok));
+                let tail = futures_util::stream::once(async move { Err::<Bytes, _>(e) });
+                return Err(Body::from_stream(head.chain(tail)));
+            }
+        }
+    }
+    if chunks.len() == 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut all = Vec::with_capacity(size);
+    for chunk in &chunks {
+        all.extend_from_slice(chunk);
+    }
+    Ok(Bytes::from(all))
 }
 
 /// The cache key of a request: its path and query (hashed if long).
@@ -235,30 +272,23 @@ where
             let storable = res.status() == StatusCode::OK
                 && !res.headers().contains_key(header::SET_COOKIE)
                 && !has_directive(res.headers(), &["no-store", "private"])
-                && res
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-                    .is_none_or(|n| n <= layer.max_body);
+                && HttpBody::size_hint(res.body()).lower() <= layer.max_body as u64;
             if !storable {
                 let mut res = res;
                 x_cache(&mut res, "miss");
                 return Ok(res);
             }
             let (mut parts, body) = res.into_parts();
-            let bytes = match axum::body::to_bytes(body, layer.max_body).await {
+            let bytes = match collect_up_to(body, layer.max_body).await {
                 Ok(bytes) => bytes,
-                Err(_) => {
-                    // Too large or broken: the body is gone, so the answer
-                    // is an error rather than a truncated page.
-                    web_event!(warn, "cache: response body too large or failed");
-                    let mut res = super::error::json_error(
-                        StatusCode::BAD_GATEWAY,
-                        "RAMPART_BODY_ERROR",
-                        "the response body could not be read for caching",
-                    );
-                    x_cache(&mut res, "miss");
-                    return Ok(res);
+                Err(body) => {
+                    // Larger than announced, or broken: passed on as it
+                    // comes, not stored.
+                    web_event!(debug, "cache: response too large to store");
+                    parts
+                        .headers
+                        .insert("x-cache", HeaderValue::from_static("miss"));
+                    return Ok(Response::from_parts(parts, body));
                 }
             };
             let entry = CachedResponse {
