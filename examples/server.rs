@@ -6,7 +6,8 @@
 //! 127.0.0.1) choose the address; `COOKIE_SECURE=false` drops the cookie's
 //! `Secure` flag for plain-HTTP tools; `TRUSTED_PROXIES=10.0.0.0/8,...`
 //! makes `X-Forwarded-For` count from those peers; `RATE_LIMIT_*` tune the
-//! tiers.
+//! tiers. Built with `--features axum,tracing`, it prints `tracing` events
+//! (every store call and rate-limit decision with `LOG_LEVEL=debug`).
 //!
 //! | Route | What it shows |
 //! |---|---|
@@ -698,6 +699,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Redis when REDIS_URL (or another REDIS_* variable) says so; the
     // embedded in-process store otherwise.
     let store = rampart_redis::store_from_env()?;
+    // With `--features tracing`: an event per store call and per decision,
+    // printed at `LOG_LEVEL` (default info; `debug` shows every call).
+    #[cfg(feature = "tracing")]
+    let store: DynStore = {
+        let level = std::env::var("LOG_LEVEL")
+            .ok()
+            .and_then(|l| l.parse::<tracing::Level>().ok())
+            .unwrap_or(tracing::Level::INFO);
+        tracing_subscriber::fmt().with_max_level(level).init();
+        Arc::new(rampart::layers::Traced::named(store, "store"))
+    };
     let router = app(store.clone(), Config::from_env()?)?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port: u16 = match std::env::var("PORT") {

@@ -153,3 +153,57 @@ fn no_subscriber_no_events_and_the_same_results() {
             assert_eq!(store.increment(&key, 3, None).await.unwrap(), 5);
         });
 }
+
+/// The web layers' decision events (features `axum` and `tracing`).
+#[cfg(feature = "axum")]
+mod web {
+    use super::*;
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use axum::routing::get;
+    use axum::Router;
+    use rampart::limit::{Limiter, Quota, Rule};
+    use rampart::web::RateLimitLayer;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use tower_service::Service;
+
+    #[test]
+    fn rate_limit_decisions_are_events() {
+        let events = capture(false, async {
+            let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+            let limiter = Limiter::new(store, Rule::fixed_window(Quota::per_minute(1)).unwrap());
+            let mut app = Router::new()
+                .route("/", get(|| async { "ok" }))
+                .layer(RateLimitLayer::new(limiter).policy_name("login"));
+            for expected in [200, 429] {
+                let mut req = Request::builder().uri("/").body(Body::empty()).unwrap();
+                req.extensions_mut()
+                    .insert(ConnectInfo("192.0.2.7:1".parse::<SocketAddr>().unwrap()));
+                std::future::poll_fn(|cx| {
+                    <Router as Service<Request<Body>>>::poll_ready(&mut app, cx)
+                })
+                .await
+                .unwrap();
+                assert_eq!(app.call(req).await.unwrap().status(), expected);
+            }
+        });
+        let web: Vec<_> = events
+            .iter()
+            .filter(|e| e["target"] == "rampart::web")
+            .collect();
+        assert_eq!(web.len(), 2, "{events:?}");
+        assert_eq!(web[0]["level"], "DEBUG");
+        assert_eq!(web[0]["allowed"], "true");
+        assert_eq!(web[0]["policy"], "login");
+        assert_eq!(web[0]["remaining"], "0");
+        assert_eq!(web[1]["level"], "INFO");
+        assert_eq!(web[1]["allowed"], "false");
+        assert!(web[1]["retry_after_s"].parse::<u64>().unwrap() >= 1);
+        assert!(
+            !format!("{events:?}").contains("192.0.2.7"),
+            "no client address in events"
+        );
+    }
+}
