@@ -169,18 +169,18 @@ pub fn app(store: DynStore, config: Config) -> rampart::Result<Router> {
             "/auth/login",
             post(login).route_layer(auth("rl:auth:login")?),
         );
+    // The catalogue is the same for everyone (`public`: cached even for
+    // requests that carry a session cookie); a TTL per route; one tag.
+    let cached = |ttl| {
+        CacheLayer::new(cache.clone(), Duration::from_secs(ttl))
+            .tag(CATALOGUE_TAG)
+            .public()
+    };
     let api_routes = Router::new()
-        .route(
-            "/api/catalogue",
-            get(list_products).route_layer(
-                CacheLayer::new(cache.clone(), Duration::from_secs(30)).tag(CATALOGUE_TAG),
-            ),
-        )
+        .route("/api/catalogue", get(list_products).route_layer(cached(30)))
         .route(
             "/api/catalogue/{id}",
-            get(get_product)
-                .put(put_product)
-                .route_layer(CacheLayer::new(cache, Duration::from_secs(60)).tag(CATALOGUE_TAG)),
+            get(get_product).put(put_product).route_layer(cached(60)),
         )
         .route_layer(api);
     let limited = Router::new()

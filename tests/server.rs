@@ -506,6 +506,12 @@ async fn catalogue_is_cached_and_invalidated_on_update() {
             .header("x-cache"),
         Some("miss")
     );
+    // The catalogue is public: a signed-in browser's cookie does not stop
+    // the cache.
+    let r = srv
+        .get("/api/catalogue/2", &[("cookie", "sid=whatever")])
+        .await;
+    assert_eq!(r.header("x-cache"), Some("hit"));
     // The client can opt out.
     let r = srv
         .get("/api/catalogue/2", &[("cache-control", "no-store")])
@@ -541,7 +547,7 @@ async fn catalogue_is_cached_and_invalidated_on_update() {
 
     // /health shows the cache counters.
     let health = srv.get("/health", &[]).await.json();
-    assert_eq!(health["cache"]["hits"], 3, "{health}");
+    assert_eq!(health["cache"]["hits"], 4, "{health}");
     assert_eq!(health["cache"]["tag_invalidations"], 1, "{health}");
 }
 

@@ -255,6 +255,30 @@ async fn the_cache_layer_stores_only_shareable_200s() {
 }
 
 #[tokio::test]
+async fn a_public_route_is_cached_for_requests_with_credentials() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mut app = counting_router(hits.clone())
+        .layer(CacheLayer::new(cache(), Duration::from_secs(60)).public());
+    let with_cookie = || {
+        Request::builder()
+            .uri("/")
+            .header("cookie", "sid=abc")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(call(&mut app, with_cookie()).await.1["x-cache"], "miss");
+    assert_eq!(call(&mut app, with_cookie()).await.1["x-cache"], "hit");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // An explicit no-cache still bypasses.
+    let r = Request::builder()
+        .uri("/")
+        .header("cache-control", "no-cache")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&mut app, r).await.1["x-cache"], "bypass");
+}
+
+#[tokio::test]
 async fn a_cache_whose_store_is_down_serves_misses() {
     let faulty = Arc::new(FaultyStore::new(MemoryStore::new()).with_error(ErrorKind::Unavailable));
     let store: Arc<dyn Store> = faulty.clone();

@@ -47,7 +47,8 @@ pub struct CachedResponse {
 ///
 /// * **Bypass** (neither read nor written): requests with `Cache-Control:
 ///   no-store` or `no-cache`, or with `Authorization` or `Cookie` headers
-///   (their answers may be personal: a URL-keyed cache would leak them).
+///   (their answers may be personal: a URL-keyed cache would leak them)
+///   unless the route is declared [`public`](Self::public).
 ///   Other methods pass through untouched.
 /// * **Not stored**: statuses other than `200`, responses with
 ///   `Set-Cookie`, with `Cache-Control: no-store` or `private`, or with a
@@ -62,6 +63,7 @@ pub struct CacheLayer<St> {
     cache: Cache<St>,
     options: Arc<EntryOptions>,
     max_body: usize,
+    public: bool,
 }
 
 impl<St> Clone for CacheLayer<St> {
@@ -70,6 +72,7 @@ impl<St> Clone for CacheLayer<St> {
             cache: self.cache.clone(),
             options: self.options.clone(),
             max_body: self.max_body,
+            public: self.public,
         }
     }
 }
@@ -79,6 +82,7 @@ impl<St> fmt::Debug for CacheLayer<St> {
         f.debug_struct("CacheLayer")
             .field("options", &self.options)
             .field("max_body", &self.max_body)
+            .field("public", &self.public)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +94,7 @@ impl<St: Store + 'static> CacheLayer<St> {
             cache,
             options: Arc::new(EntryOptions::new().ttl(ttl)),
             max_body: DEFAULT_MAX_BODY,
+            public: false,
         }
     }
 
@@ -98,6 +103,17 @@ impl<St: Store + 'static> CacheLayer<St> {
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         let options = (*self.options).clone().tag(tag);
         self.options = Arc::new(options);
+        self
+    }
+
+    /// Declares the route's responses the same for every client, so
+    /// requests carrying `Cookie` or `Authorization` are served from (and
+    /// fill) the cache too. Browsers send cookies with every request, so a
+    /// public page needs this to be cached for signed-in users; never use
+    /// it on a route whose answer depends on who asks. Responses with
+    /// `Set-Cookie` or `Cache-Control: private` are still not stored.
+    pub fn public(mut self) -> Self {
+        self.public = true;
         self
     }
 
@@ -232,9 +248,10 @@ where
             return Box::pin(inner.call(req));
         }
         let layer = self.layer.clone();
-        let bypass = has_directive(req.headers(), &["no-store", "no-cache"])
-            || req.headers().contains_key(header::AUTHORIZATION)
+        let personal = req.headers().contains_key(header::AUTHORIZATION)
             || req.headers().contains_key(header::COOKIE);
+        let bypass =
+            has_directive(req.headers(), &["no-store", "no-cache"]) || (personal && !layer.public);
         let key = cache_key(req.uri());
         Box::pin(async move {
             if bypass {
