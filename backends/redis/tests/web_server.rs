@@ -4,7 +4,8 @@
 
 mod common;
 
-#[allow(dead_code)]
+// `main` is unused here, and its `tracing` feature is the core crate's.
+#[allow(dead_code, unexpected_cfgs)]
 #[path = "../../../examples/server.rs"]
 mod server;
 
