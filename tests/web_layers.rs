@@ -307,3 +307,83 @@ async fn the_session_extractor_without_its_layer_is_a_500() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("RAMPART_NO_SESSION_LAYER"), "{body}");
 }
+
+#[tokio::test]
+async fn the_session_layer_rotates_ids_and_writes_cookies() {
+    use rampart::session::{SessionConfig, Sessions};
+    use rampart::web::{CookieConfig, SameSite, SessionLayer};
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let sessions = Sessions::new(store, SessionConfig::default()).unwrap();
+    let mut app = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move {
+                s.login("u1", &serde_json::json!({ "role": "user" }))
+                    .await
+                    .unwrap();
+                "in"
+            }),
+        )
+        .route(
+            "/rotate",
+            get(|s: Session| async move { format!("{}", s.rotate().await.unwrap().is_some()) }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move {
+                match s.load::<serde_json::Value>().await.unwrap() {
+                    Some(found) => found.user_id,
+                    None => "nobody".into(),
+                }
+            }),
+        )
+        .layer(
+            SessionLayer::new(sessions).cookie(
+                CookieConfig::default()
+                    .with_name("app")
+                    .with_same_site(SameSite::Strict),
+            ),
+        );
+    let get_with = |path: &str, cookie: Option<&str>| {
+        let mut r = Request::builder().uri(path);
+        if let Some(c) = cookie {
+            r = r.header("cookie", format!("app={c}"));
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let cookie_of = |headers: &axum::http::HeaderMap| {
+        let v = headers["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            v.contains("; SameSite=Strict") && v.contains("; HttpOnly"),
+            "{v}"
+        );
+        v.split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("app=")
+            .unwrap()
+            .to_owned()
+    };
+
+    let (_, headers, _) = call(&mut app, get_with("/login", None)).await;
+    let first = cookie_of(&headers);
+    let (_, headers, body) = call(&mut app, get_with("/me", Some(&first))).await;
+    assert_eq!(body, "u1");
+    assert!(
+        !headers.contains_key("set-cookie"),
+        "no cookie change, no header"
+    );
+
+    // Rotation: a new id in the cookie, the old one dead.
+    let (_, headers, body) = call(&mut app, get_with("/rotate", Some(&first))).await;
+    assert_eq!(body, "true");
+    let second = cookie_of(&headers);
+    assert_ne!(first, second);
+    assert_eq!(call(&mut app, get_with("/me", Some(&second))).await.2, "u1");
+    let (_, headers, body) = call(&mut app, get_with("/me", Some(&first))).await;
+    assert_eq!(body, "nobody");
+    assert_eq!(cookie_of(&headers), "", "a dead cookie is cleared");
+    // Nothing to rotate without a session.
+    assert_eq!(call(&mut app, get_with("/rotate", None)).await.2, "false");
+}
