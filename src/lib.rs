@@ -42,6 +42,8 @@ pub mod session;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(all(feature = "axum", not(target_arch = "wasm32")))]
+pub mod web;
 
 pub use atomic::{run, AtomicOp, ScriptTime};
 pub use bytes::Bytes;

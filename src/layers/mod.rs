@@ -6,6 +6,10 @@
 
 mod fallback;
 mod prefixed;
+#[cfg(feature = "tracing")]
+pub mod traced;
 
 pub use fallback::{Fallback, FallbackState};
 pub use prefixed::Prefixed;
+#[cfg(feature = "tracing")]
+pub use traced::Traced;

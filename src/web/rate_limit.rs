@@ -1,0 +1,297 @@
+//! [`RateLimitLayer`]: one limiter decision per request.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::Response;
+use http::{HeaderName, HeaderValue, Request, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::error::{json_error, status_of};
+use super::{web_event, BoxFuture, ClientIp, KeyExtractor};
+use crate::limit::{Decision, HeaderOptions, HeaderStyle, Limiter};
+use crate::Store;
+
+/// A tower layer that rate-limits requests with a [`Limiter`].
+///
+/// For each request it takes the key from its [`KeyExtractor`] (default
+/// [`ClientIp`]: the peer address, IPv6 grouped by /64), consumes `cost`
+/// (default 1) and then:
+///
+/// * admitted: calls the service and adds the rate-limit headers (default
+///   [`HeaderStyle::Draft7`]) to its response;
+/// * denied: answers `429 Too Many Requests` with the same headers,
+///   `Retry-After` (seconds) and a JSON body
+///   `{"error": "RAMPART_RATE_LIMITED", "retry_after": seconds}`; the
+///   service is not called;
+/// * no key (the extractor found nothing, e.g. no connect info): `500`;
+/// * the store failed: what the limiter's
+///   [`OnStoreError`](crate::limit::OnStoreError) policy decided (admit,
+///   deny, or decide on an insurance store); an error that still reaches
+///   the layer is answered `503` with `Retry-After: 1`, never a panic.
+///
+/// Layers stack (a general tier on the router, a stricter tier on a
+/// route). With [`HeaderStyle::Draft8`] each adds its own list item (name
+/// them with [`policy_name`](Self::policy_name)); with the other styles the
+/// innermost (most specific) layer's headers win.
+pub struct RateLimitLayer<St, K = ClientIp> {
+    limiter: Arc<Limiter<St>>,
+    extractor: Arc<K>,
+    style: HeaderStyle,
+    name: Option<Arc<str>>,
+    cost: u64,
+}
+
+impl<St, K> Clone for RateLimitLayer<St, K> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: self.limiter.clone(),
+            extractor: self.extractor.clone(),
+            style: self.style,
+            name: self.name.clone(),
+            cost: self.cost,
+        }
+    }
+}
+
+impl<St, K> std::fmt::Debug for RateLimitLayer<St, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("limiter", &self.limiter)
+            .field("style", &self.style)
+            .field("name", &self.name)
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: Store + 'static> RateLimitLayer<St, ClientIp> {
+    /// Limits requests with `limiter`, keyed by [`ClientIp::new`].
+    pub fn new(limiter: impl Into<Arc<Limiter<St>>>) -> Self {
+        Self {
+            limiter: limiter.into(),
+            extractor: Arc::new(ClientIp::new()),
+            style: HeaderStyle::Draft7,
+            name: None,
+            cost: 1,
+        }
+    }
+}
+
+impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
+    /// Keys requests with `extractor` instead (a user id, an API key, a
+    /// [`ClientIp`] with other prefixes or trusted proxies).
+    pub fn key_extractor<K2: KeyExtractor>(self, extractor: K2) -> RateLimitLayer<St, K2> {
+        RateLimitLayer {
+            limiter: self.limiter,
+            extractor: Arc::new(extractor),
+            style: self.style,
+            name: self.name,
+            cost: self.cost,
+        }
+    }
+
+    /// The header format (default [`HeaderStyle::Draft7`]).
+    pub fn header_style(mut self, style: HeaderStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// The draft-8 policy name of this layer's tier (e.g. `"auth"`).
+    pub fn policy_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// What each request costs (default 1; at most the rule's capacity).
+    pub fn cost(mut self, cost: u64) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// The limiter.
+    pub fn limiter(&self) -> &Limiter<St> {
+        &self.limiter
+    }
+
+    fn headers(&self, decision: &Decision) -> Vec<(&'static str, String)> {
+        let names: Vec<&str> = self.name.as_deref().into_iter().collect();
+        decision.headers_with(&HeaderOptions::new(self.style).names(&names))
+    }
+}
+
+impl<St, K, S> Layer<S> for RateLimitLayer<St, K> {
+    type Service = RateLimitService<St, K, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            layer: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service of a [`RateLimitLayer`].
+pub struct RateLimitService<St, K, S> {
+    layer: RateLimitLayer<St, K>,
+    inner: S,
+}
+
+impl<St, K, S: Clone> Clone for RateLimitService<St, K, S> {
+    fn clone(&self) -> Self {
+        Self {
+            layer: self.layer.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<St, K, S: std::fmt::Debug> std::fmt::Debug for RateLimitService<St, K, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitService")
+            .field("layer", &self.layer)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// Adds `headers` to `res`: appended for draft-8 (one list item per tier),
+/// otherwise only where the response has none yet (an inner layer's win).
+fn apply_headers(res: &mut Response, headers: Vec<(&'static str, String)>, style: HeaderStyle) {
+    let map = res.headers_mut();
+    for (name, value) in headers {
+        let Ok(value) = HeaderValue::from_str(&value) else {
+            continue;
+        };
+        let name = HeaderName::from_static(static_lower(name));
+        if style == HeaderStyle::Draft8 && name != http::header::RETRY_AFTER {
+            map.append(name, value);
+        } else if !map.contains_key(&name) {
+            map.insert(name, value);
+        }
+    }
+}
+
+/// The lowercase form of the header names `headers_with` emits
+/// (`HeaderName::from_static` needs lowercase).
+fn static_lower(name: &'static str) -> &'static str {
+    match name {
+        "RateLimit-Policy" => "ratelimit-policy",
+        "RateLimit" => "ratelimit",
+        "RateLimit-Limit" => "ratelimit-limit",
+        "RateLimit-Remaining" => "ratelimit-remaining",
+        "RateLimit-Reset" => "ratelimit-reset",
+        "X-RateLimit-Limit" => "x-ratelimit-limit",
+        "X-RateLimit-Remaining" => "x-ratelimit-remaining",
+        "X-RateLimit-Reset" => "x-ratelimit-reset",
+        "Retry-After" => "retry-after",
+        // Unknown names (a future style) fall back to a neutral header
+        // rather than panicking in `from_static`.
+        _ => "x-ratelimit-unknown",
+    }
+}
+
+fn secs_ceil(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
+}
+
+impl<St, K, S, B> Service<Request<B>> for RateLimitService<St, K, S>
+where
+    St: Store + 'static,
+    K: KeyExtractor,
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The clone that was not polled ready stays here; the ready one runs.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let Some(id) = layer.extractor.extract(&parts) else {
+                web_event!(
+                    error,
+                    path = parts.uri.path(),
+                    "rate limit: no key for the request"
+                );
+                return Ok(json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "RAMPART_NO_RATE_LIMIT_KEY",
+                    "the rate limiter found no key for this request (serve with into_make_service_with_connect_info::<SocketAddr>())",
+                ));
+            };
+            let req = Request::from_parts(parts, body);
+            let decision = match layer.limiter.key(&id) {
+                Ok(key) => layer.limiter.consume(&key, layer.cost).await,
+                Err(e) => Err(e),
+            };
+            let decision = match decision {
+                Ok(d) => d,
+                Err(e) => {
+                    web_event!(warn, error = e.code(), "rate limit: no decision");
+                    let status = match status_of(&e) {
+                        StatusCode::SERVICE_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+                        _ if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
+                        StatusCode::CONFLICT => StatusCode::SERVICE_UNAVAILABLE,
+                        _ => StatusCode::INTERNAL_SERVER_ERROR,
+                    };
+                    let mut res = json_error(status, e.code(), e.message());
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        res.headers_mut()
+                            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    }
+                    return Ok(res);
+                }
+            };
+            let headers = layer.headers(&decision);
+            if !decision.allowed {
+                let retry = decision.retry_after.map_or(1, secs_ceil);
+                web_event!(
+                    info,
+                    allowed = false,
+                    policy = layer.name.as_deref().unwrap_or(""),
+                    retry_after_s = retry,
+                    blocked = decision.is_blocked(),
+                    source = ?decision.source,
+                    "rate limit: denied"
+                );
+                let body = serde_json::json!({
+                    "error": "RAMPART_RATE_LIMITED",
+                    "message": "too many requests",
+                    "retry_after": retry,
+                })
+                .to_string();
+                let mut res = Response::new(axum::body::Body::from(body));
+                *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                res.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                apply_headers(&mut res, headers, layer.style);
+                return Ok(res);
+            }
+            web_event!(
+                debug,
+                allowed = true,
+                policy = layer.name.as_deref().unwrap_or(""),
+                remaining = decision.remaining,
+                source = ?decision.source,
+                "rate limit: admitted"
+            );
+            let mut res = inner.call(req).await?;
+            apply_headers(&mut res, headers, layer.style);
+            Ok(res)
+        })
+    }
+}
