@@ -154,6 +154,37 @@ fn no_subscriber_no_events_and_the_same_results() {
         });
 }
 
+#[test]
+fn limiter_decisions_are_events_without_the_key() {
+    use rampart::limit::{Limiter, Quota, Rule};
+    let events = capture(false, async {
+        let limiter = Limiter::new(
+            MemoryStore::new(),
+            Rule::fixed_window(Quota::per_minute(1)).unwrap(),
+        );
+        let key = Key::new("ip:198.51.100.9").unwrap();
+        assert!(limiter.consume(&key, 1).await.unwrap().allowed);
+        assert!(!limiter.consume(&key, 1).await.unwrap().allowed);
+        let e = limiter.consume(&key, 2).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    });
+    let limit: Vec<_> = events
+        .iter()
+        .filter(|e| e["target"] == "rampart::limit")
+        .collect();
+    assert_eq!(limit.len(), 3, "{events:?}");
+    assert_eq!(limit[0]["level"], "DEBUG");
+    assert_eq!(limit[0]["op"], "limit.consume");
+    assert_eq!(limit[0]["allowed"], "true");
+    assert_eq!(limit[0]["remaining"], "0");
+    assert_eq!(limit[0]["key_len"], "15");
+    assert_eq!(limit[1]["allowed"], "false");
+    assert!(limit[1]["retry_after_ms"].parse::<u64>().unwrap() > 0);
+    assert_eq!(limit[2]["level"], "WARN");
+    assert_eq!(limit[2]["outcome"], "RAMPART_INVALID_INPUT");
+    assert!(!format!("{events:?}").contains("198.51.100.9"));
+}
+
 /// The web layers' decision events (features `axum` and `tracing`).
 #[cfg(feature = "axum")]
 mod web {

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    Arg, Atomic, Capabilities, Clock, Cursor, Key, KeyTtl, Page, Result, Script, Store, StoreStats,
-    Subscription, Swap, SystemClock, Timestamp, UpdateFn, Updated, Value,
+    Arg, Atomic, Capabilities, Clock, Cursor, Key, KeyTtl, LocalUpdateFn, Page, Result, Script,
+    Store, StoreStats, Subscription, Swap, SystemClock, Timestamp, UpdateFn, Updated, Value,
 };
 
 /// The `tracing` target of every event [`Traced`] emits.
@@ -153,6 +153,21 @@ impl<S: Store> Store for Traced<S> {
     async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
         self.call("update", Some(key.as_str()), self.inner.update(key, f))
             .await
+    }
+    fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
+        if !tracing::enabled!(target: TARGET, tracing::Level::WARN) {
+            return self.inner.update_local(key, f);
+        }
+        let start = SystemClock.now();
+        let out = self.inner.update_local(key, f)?;
+        record(
+            self.name,
+            "update_local",
+            Some(key.as_str()),
+            start,
+            out.as_ref().err(),
+        );
+        Some(out)
     }
     async fn run_atomic(
         &self,

@@ -269,23 +269,25 @@ impl<S: Store> Limiter<S> {
         let lop = match lop {
             Ok(lop) => lop,
             Err(e) => {
-                return DecisionFuture::ready(Err(e.with_operation(op_name(op)).with_key(key)))
+                let e = e.with_operation(op_name(op)).with_key(key);
+                return DecisionFuture::ready(trace(op, key, Err(e)));
             }
         };
         let reads = matches!(op, Operation::Consume | Operation::Check);
         if reads && !self.blocks.is_empty() {
             let now = self.clock.now();
             if let Some(until) = self.blocks.blocked_until(key, now) {
-                return DecisionFuture::ready(Ok(Decision::cached_block(&self.rule, now, until)));
+                let d = Decision::cached_block(&self.rule, now, until);
+                return DecisionFuture::ready(trace(op, key, Ok(d)));
             }
         }
         let mut decision = Decision::EMPTY;
         match self.decide_local(key, &lop, &mut decision) {
-            Some(Ok(())) => DecisionFuture::ready(Ok(decision)),
-            Some(Err(e)) => DecisionFuture::ready(Err(e)),
-            None => DecisionFuture(Inner::Pending(Box::pin(
-                self.decide_remote(key, lop, amount),
-            ))),
+            Some(Ok(())) => DecisionFuture::ready(trace(op, key, Ok(decision))),
+            Some(Err(e)) => DecisionFuture::ready(trace(op, key, Err(e))),
+            None => DecisionFuture(Inner::Pending(Box::pin(async move {
+                trace(op, key, self.decide_remote(key, lop, amount).await)
+            }))),
         }
     }
 
@@ -390,6 +392,40 @@ impl<S: Store> Limiter<S> {
             None => run(store, key, lop, &*self.clock, self.script_time).await,
         }
     }
+}
+
+/// The `tracing` target of decision events.
+#[cfg(feature = "tracing")]
+pub const TRACE_TARGET: &str = "rampart::limit";
+
+/// Emits a decision event (feature `tracing`): `DEBUG` with the operation,
+/// the key's length (the key itself only at `TRACE`: it may hold a user
+/// id), allowed, remaining, retry-after and source; `WARN` with the code
+/// for an error. Without the feature, nothing.
+#[inline]
+fn trace(op: Operation, key: &Key, result: Result<Decision>) -> Result<Decision> {
+    #[cfg(feature = "tracing")]
+    if tracing::enabled!(target: TRACE_TARGET, tracing::Level::WARN) {
+        let op = op_name(op);
+        let key_len = key.as_str().len();
+        match &result {
+            Ok(d) => {
+                let retry_after_ms = d.retry_after.map_or(0, |r| r.as_millis() as u64);
+                let source = format_args!("{:?}", d.source);
+                if tracing::enabled!(target: TRACE_TARGET, tracing::Level::TRACE) {
+                    tracing::trace!(target: TRACE_TARGET, op, key = key.as_str(), allowed = d.allowed, remaining = d.remaining, retry_after_ms, blocked = d.blocked_until.is_some(), source);
+                } else {
+                    tracing::debug!(target: TRACE_TARGET, op, key_len, allowed = d.allowed, remaining = d.remaining, retry_after_ms, blocked = d.blocked_until.is_some(), source);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: TRACE_TARGET, op, key_len, outcome = e.code(), temporary = e.is_temporary(), error = e.message());
+            }
+        }
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (op, key);
+    result
 }
 
 /// The boxed store-call future of a decision.

@@ -108,6 +108,8 @@ use crate::{duration_micros, Error, Result, Timestamp, MAX_TTL};
 
 pub use engine::{scripts, LimitOp, Operation};
 pub use headers::{HeaderOptions, HeaderStyle};
+#[cfg(feature = "tracing")]
+pub use limiter::TRACE_TARGET;
 pub use limiter::{DecisionFuture, Limiter, LimiterBuilder};
 pub use policy::{consume_all, BlockCache, OnStoreError};
 
@@ -666,6 +668,7 @@ impl Decision {
     /// A decision from per-tier results.
     pub(crate) fn from_raw(rule: &Rule, raw: &engine::Raw, source: DecisionSource) -> Decision {
         let blocked = raw.blocked_until > raw.now;
+        let blocked_for = raw.blocked_until.saturating_sub(raw.now);
         let mut tiers = [PackedTier::default(); MAX_TIERS];
         for ((p, t), r) in tiers.iter_mut().zip(rule.tiers()).zip(&raw.tiers) {
             *p = PackedTier {
@@ -675,7 +678,9 @@ impl Decision {
                 } else {
                     r.remaining.min(t.limit) as u32
                 },
-                reset_us: r.reset_after,
+                // A blocked key's every tier is full again only when the
+                // block ends (draft-8 `t=` must not promise earlier).
+                reset_us: r.reset_after.max(blocked_for),
                 retry_us: if raw.allowed { 0 } else { r.retry_after },
                 window_us: t.window_us,
             };
