@@ -95,6 +95,7 @@ pub const OUT_LEN: usize = 64;
 /// Writes `values` (at most [`OUT_LEN`]; the rest is dropped) where
 /// JavaScript reads a result's numbers. The caller returns at once, so
 /// JavaScript reads them before anything else writes.
+#[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
 pub(crate) fn write_out(values: &[f64]) {
     OUT.with(|out| {
         let mut out = out.borrow_mut();
