@@ -228,6 +228,16 @@ def main():
     out.append(table(rows) if rows else "Not measured (see the log of the run).")
     out.append("")
 
+    if "wasm" in m:
+        w = m["wasm"]
+        out.append("## npm package size (`bindings/wasm/scripts/build`)\n")
+        out.append("The WebAssembly module the Node bench ran (every feature), after `wasm-opt -Oz`, "
+                   "gzipped at level 9. Target (issue #8): under 150 KB.\n")
+        gz_kb = w["gz"] / 1000
+        out.append(table([["rampart_wasm_bg.wasm, gzipped", f"{w['gz']:,} bytes ({w['gz'] / 1024:.1f} KiB; "
+                           f"{w['raw']:,} bytes raw)", "—", "—", "< 150 KB", verdict(gz_kb, 150, False)]]))
+        out.append("")
+
     missing = m.get("failed", [])
     if missing:
         out.append("## Not measured in this run\n")
