@@ -16,6 +16,9 @@
 //! median per case, so load from other processes on a shared machine hits
 //! all cases alike and rounds rarely straddle a scheduler slice.
 //!
+//! The interleaved medians are also printed as `BENCH_JSON {...}` lines,
+//! which `scripts/bench` reads to write `BENCHMARKS.md`.
+//!
 //! Every store runs the same `Case::cache`: benchmarking another in-process
 //! store (such as `rampart_moka::MokaStore`) is one more entry in `cases`.
 
@@ -177,6 +180,13 @@ fn interleaved(_: &mut Criterion) {
             "  (over 1.3x)"
         };
         println!("  {:<40} {m:>7.1} ns  {:.2}x{verdict}", case.name, m / peer);
+    }
+    // Machine-readable, for scripts/bench (BENCHMARKS.md).
+    for (case, m) in cases.iter().zip(&medians).skip(1) {
+        println!(
+            "BENCH_JSON {{\"bench\":\"cache_interleaved\",\"case\":\"{}\",\"ns\":{m:.1},\"peer\":\"{}\",\"peer_ns\":{peer:.1}}}",
+            case.name, cases[0].name
+        );
     }
 }
 

@@ -47,14 +47,39 @@ where
     }
 }
 
-/// Runs `task` in the background, detached (wasm: `spawn_local`).
+/// Runs `task` in the background, detached (wasm: on the executor given
+/// to [`set_spawner`], else `spawn_local`).
 #[cfg(target_arch = "wasm32")]
 pub fn spawn<F>(task: F) -> Result<()>
 where
     F: Future<Output = ()> + MaybeSend + 'static,
 {
-    wasm_bindgen_futures::spawn_local(task);
+    match SPAWNER.get() {
+        Some(spawner) => spawner(Box::pin(task)),
+        None => wasm_bindgen_futures::spawn_local(task),
+    }
     Ok(())
+}
+
+/// A detached background task, as [`set_spawner`] receives it.
+#[cfg(target_arch = "wasm32")]
+pub type BackgroundTask = std::pin::Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    static SPAWNER: std::cell::Cell<Option<fn(BackgroundTask)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Sends every later [`spawn`] on wasm to `spawner` instead of
+/// wasm-bindgen-futures' queue: the Node binding runs background tasks
+/// (the cache's stale-while-revalidate refresh, its invalidation listener)
+/// on its own executor, which polls inside its panic guard, so a panic
+/// there cannot end the process. `spawner` must not poll the task before
+/// it returns (callers expect `spawn_local`'s "later").
+#[cfg(target_arch = "wasm32")]
+pub fn set_spawner(spawner: fn(BackgroundTask)) {
+    SPAWNER.set(Some(spawner));
 }
 
 /// Waits for `d` (natively on tokio's timer; on wasm through `setTimeout`).

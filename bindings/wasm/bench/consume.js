@@ -11,7 +11,8 @@
 // ratio of the medians. Usage: node bench/consume.js [--quick]
 //
 // Environment: BENCH_CONCURRENCY (default 64), BENCH_KEYS (1000),
-// BENCH_MEMORY_OPS (300000), BENCH_REDIS_OPS (60000), BENCH_ROUNDS (5).
+// BENCH_MEMORY_OPS (300000), BENCH_REDIS_OPS (60000), BENCH_ROUNDS (5);
+// BENCH_JSON=1 adds one line `BENCH_JSON {...}` with every round.
 
 const Redis = require('ioredis');
 const { RateLimiterMemory, RateLimiterRedis } = require('rate-limiter-flexible');
@@ -122,7 +123,8 @@ async function main() {
     clientB.disconnect();
     await server.stop();
   }
-  if (process.env.BENCH_JSON) console.log(JSON.stringify(results));
+  // One line for scripts/bench (BENCHMARKS.md).
+  if (process.env.BENCH_JSON) console.log(`BENCH_JSON ${JSON.stringify(results)}`);
 }
 
 main().catch((e) => {

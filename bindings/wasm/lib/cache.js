@@ -2,7 +2,7 @@
 // Cache: the core's cache (src/cache) over any Store. Values are any
 // JSON-serializable value (they cross as JSON text); times are ms.
 
-const { wasm, run, sync } = require('./runtime');
+const { bound, run, sync } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 const { invalidInput } = require('./errors');
@@ -35,8 +35,8 @@ class Cache {
       const store = innerOf(field(o, 'store', 'options'));
       const clock = field(o, 'clock', 'options');
       return clock === undefined || clock === null
-        ? wasm.Cache.create(store, o)
-        : wasm.Cache.createWithClock(store, clockOf(clock), o);
+        ? bound('Cache', 'cache').create(store, o)
+        : bound('Cache', 'cache').createWithClock(store, clockOf(clock), o);
     });
   }
 

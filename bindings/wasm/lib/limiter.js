@@ -3,7 +3,7 @@
 // Decisions cross the boundary packed in one Float64Array (layout in
 // src/limiter.rs); headers are rendered by the core.
 
-const { wasm, run, sync, out } = require('./runtime');
+const { bound, run, sync, out } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 const { RampartError, invalidInput } = require('./errors');
@@ -81,7 +81,7 @@ function sameNames(a, b) {
 }
 
 function extrasFor(o) {
-  const extras = new wasm.LimiterExtras();
+  const extras = new (bound('LimiterExtras', 'limiter'))();
   const clock = field(o, 'clock', 'options');
   if (clock !== undefined && clock !== null) extras.setClock(clockOf(clock));
   let onError = field(o, 'onStoreError', 'options');
@@ -119,7 +119,7 @@ class RateLimiter {
       const store = innerOf(field(o, 'store', 'options'));
       const { extras, onError } = extrasFor(o);
       try {
-        return wasm.RateLimiter.create(
+        return bound('RateLimiter', 'limiter').create(
           store,
           field(o, 'algorithm', 'options'),
           quotasOf(o),
@@ -149,7 +149,7 @@ class RateLimiter {
       const env = field(o, 'env', 'options') ?? process.env;
       const { extras, onError } = extrasFor(o);
       try {
-        return wasm.RateLimiter.preset(
+        return bound('RateLimiter', 'limiter').preset(
           store,
           name,
           env,
@@ -248,7 +248,7 @@ class RateLimiter {
           keys.push(entry[1]);
           costs.push(entry[2]);
         }
-        return wasm.RateLimiter.consumeAll(ids, keys, costs);
+        return bound('RateLimiter', 'limiter').consumeAll(ids, keys, costs);
       },
       () => unpack(undefined),
     );

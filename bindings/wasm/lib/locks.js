@@ -1,7 +1,7 @@
 'use strict';
 // Locks: the core's distributed locks (src/lock) over any Store.
 
-const { wasm, run, sync } = require('./runtime');
+const { bound, run, sync } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 
@@ -51,8 +51,8 @@ class Locks {
       const store = innerOf(field(o, 'store', 'options'));
       const clock = field(o, 'clock', 'options');
       return clock === undefined || clock === null
-        ? wasm.Locks.create(store, o)
-        : wasm.Locks.createWithClock(store, clockOf(clock), o);
+        ? bound('Locks', 'locks').create(store, o)
+        : bound('Locks', 'locks').createWithClock(store, clockOf(clock), o);
     });
   }
 

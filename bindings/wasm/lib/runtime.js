@@ -155,9 +155,27 @@ function out() {
   return outView;
 }
 
+/**
+ * The WebAssembly class `name`, or a RAMPART_UNSUPPORTED error when this
+ * build left out the cargo feature that binds it (`scripts/build
+ * --features ...` makes slimmer packages; the default build has them all).
+ * @param {string} name
+ * @param {string} feature
+ */
+function bound(name, feature) {
+  const cls = wasm[name];
+  if (cls === undefined) {
+    throw new RampartError(
+      'RAMPART_UNSUPPORTED',
+      `this build of rampart has no ${name}: build the package with the "${feature}" feature (bindings/wasm/scripts/build)`,
+    );
+  }
+  return cls;
+}
+
 /** The poison error, or null while the instance is healthy. */
 function health() {
   return poisoned;
 }
 
-module.exports = { wasm, run, sync, out, health, pendingCount: () => pending.size };
+module.exports = { wasm, bound, run, sync, out, health, pendingCount: () => pending.size };

@@ -2,7 +2,7 @@
 // Sessions: the core's server-side sessions (src/session) over any Store.
 // Data is any JSON-serializable value; times are ms since the epoch.
 
-const { wasm, run, sync } = require('./runtime');
+const { bound, run, sync } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 const { invalidInput } = require('./errors');
@@ -42,8 +42,8 @@ class Sessions {
       const store = innerOf(field(o, 'store', 'options'));
       const clock = field(o, 'clock', 'options');
       return clock === undefined || clock === null
-        ? wasm.Sessions.create(store, o)
-        : wasm.Sessions.createWithClock(store, clockOf(clock), o);
+        ? bound('Sessions', 'sessions').create(store, o)
+        : bound('Sessions', 'sessions').createWithClock(store, clockOf(clock), o);
     });
   }
 
@@ -135,8 +135,8 @@ class RefreshTokens {
       const store = innerOf(field(o, 'store', 'options'));
       const clock = field(o, 'clock', 'options');
       return clock === undefined || clock === null
-        ? wasm.RefreshTokens.create(store, o)
-        : wasm.RefreshTokens.createWithClock(store, clockOf(clock), o);
+        ? bound('RefreshTokens', 'sessions').create(store, o)
+        : bound('RefreshTokens', 'sessions').createWithClock(store, clockOf(clock), o);
     });
   }
 
@@ -194,8 +194,8 @@ class Denylist {
       const clock = field(o, 'clock', 'options');
       const namespace = field(o, 'namespace', 'options');
       return clock === undefined || clock === null
-        ? wasm.Denylist.create(store, namespace)
-        : wasm.Denylist.createWithClock(store, clockOf(clock), namespace);
+        ? bound('Denylist', 'sessions').create(store, namespace)
+        : bound('Denylist', 'sessions').createWithClock(store, clockOf(clock), namespace);
     });
   }
 

@@ -40,6 +40,10 @@
 //!   `RAMPART_PANIC`, and the instance refuses further calls (its memory
 //!   can no longer be trusted) instead of killing the process.
 //!
+//! Cargo features `limiter`, `cache`, `sessions` and `locks` (all on by
+//! default) select the bindings compiled in; a left-out class throws
+//! `RAMPART_UNSUPPORTED` from JavaScript.
+//!
 //! Natively this crate builds (so the workspace lints and unit-tests it)
 //! but exports nothing: the bindings exist on `wasm32` only.
 //!
@@ -49,7 +53,7 @@
 
 pub mod convert;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "cache"))]
 mod cache;
 #[cfg(target_arch = "wasm32")]
 mod clock;
@@ -57,28 +61,28 @@ mod clock;
 mod error;
 #[cfg(target_arch = "wasm32")]
 mod js_store;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "limiter"))]
 mod limiter;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "locks"))]
 mod locks;
 #[cfg(target_arch = "wasm32")]
 pub mod runtime;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "sessions"))]
 mod sessions;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "cache"))]
 pub use cache::CacheHandle;
 #[cfg(target_arch = "wasm32")]
 pub use clock::ManualClockHandle;
 #[cfg(target_arch = "wasm32")]
 pub use js_store::JsStore;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "limiter"))]
 pub use limiter::{LimiterExtras, RateLimiterHandle};
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "locks"))]
 pub use locks::{LockHandleJs, LocksHandle};
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "sessions"))]
 pub use sessions::{DenylistHandle, RefreshTokensHandle, SessionsHandle};
 #[cfg(target_arch = "wasm32")]
 pub use store::StoreHandle;

@@ -95,6 +95,7 @@ pub const OUT_LEN: usize = 64;
 /// Writes `values` (at most [`OUT_LEN`]; the rest is dropped) where
 /// JavaScript reads a result's numbers. The caller returns at once, so
 /// JavaScript reads them before anything else writes.
+#[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
 pub(crate) fn write_out(values: &[f64]) {
     OUT.with(|out| {
         let mut out = out.borrow_mut();
@@ -149,6 +150,9 @@ pub fn install(
             "the rampart runtime is already installed",
         ))
     })?;
+    // The core's background tasks (cache refresh, invalidation listener)
+    // run here too, inside the guard, not on wasm-bindgen-futures' queue.
+    rampart::rt::set_spawner(spawn_background);
     std::panic::set_hook(Box::new(|info| {
         let message = info.to_string();
         HOOKS.with(|h| {
@@ -221,6 +225,29 @@ where
             Ok(HOOKS.with(|h| h.get().map_or(JsValue::UNDEFINED, |h| h.pending.clone())))
         }
     }
+}
+
+/// Runs a background task of the core's ([`rampart::rt::spawn`]) on this
+/// executor: queued, first polled by the next [`drain`] (inside
+/// JavaScript's `try`), its end reported to nobody (`settle` ignores an id
+/// no promise waits for).
+fn spawn_background(task: rampart::rt::BackgroundTask) {
+    let id = next_id();
+    let waker = Waker::from(Arc::new(TaskWaker(id)));
+    let future: TaskFuture = Box::pin(async move {
+        task.await;
+        Ok(JsValue::UNDEFINED)
+    });
+    TASKS.with(|t| {
+        t.borrow_mut().insert(
+            id,
+            Task {
+                future,
+                waker: waker.clone(),
+            },
+        )
+    });
+    waker.wake();
 }
 
 fn next_id() -> u32 {
@@ -462,4 +489,17 @@ pub fn panic_for_testing(asynchronously: bool) -> Result<JsValue, JsValue> {
     } else {
         panic!("deliberate panic (test)");
     }
+}
+
+/// Panics on purpose in a background task of the core's
+/// ([`rampart::rt::spawn`], as the cache's refresh is started): lets the
+/// tests check that such a panic poisons the instance instead of ending
+/// the process. `lib/runtime.js` exposes it only to tests.
+#[wasm_bindgen(js_name = panicInBackgroundForTesting)]
+pub fn panic_in_background_for_testing() -> Result<(), JsValue> {
+    rampart::rt::spawn(async {
+        rampart::rt::sleep(std::time::Duration::from_millis(1)).await;
+        panic!("deliberate panic in a background task (test)");
+    })
+    .map_err(|e| crate::error::to_js(&e))
 }

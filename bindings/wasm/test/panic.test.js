@@ -69,3 +69,22 @@ it('a panic inside the executor, after an await, rejects the promise instead of 
   assert.match(out.fault, /deliberate panic after an await/);
   assert.equal(out.later, 'RAMPART_PANIC');
 });
+
+it('a panic in a background task of the core (rt::spawn, as the cache refresh runs) poisons the instance instead of ending Node', () => {
+  const out = scenario(`
+    const store = new rampart.MemoryStore();
+    await store.set('k', 'v');
+    runtime.sync(() => runtime.wasm.panicInBackgroundForTesting());
+    out.before = rampart.fault();
+    await new Promise((r) => setTimeout(r, 50));
+    out.fault = rampart.fault()?.code ?? null;
+    out.message = rampart.fault()?.message ?? null;
+    out.after = await codeOf(store.get('k'));
+    out.alive = true;
+  `);
+  assert.equal(out.before, null);
+  assert.equal(out.fault, 'RAMPART_PANIC');
+  assert.match(out.message, /deliberate panic in a background task/);
+  assert.equal(out.after, 'RAMPART_PANIC');
+  assert.equal(out.alive, true);
+});
