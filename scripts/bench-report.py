@@ -138,7 +138,7 @@ def main():
     # In process: limiter.
     out.append("## Rate limiting in process (`cargo bench --bench limit`)\n")
     out.append("Token-bucket `consume` against governor's keyed limiter (criterion medians). "
-               "Target (issue #9): ≤ 1.5× governor.\n")
+               "Target (issue #3): ≤ 1.5× governor.\n")
     rows = []
     for keys, label in [("hot_key", "hot key"), ("10k_keys", "over 10k keys")]:
         peer_id = f"token_bucket_consume/{keys}/governor"
@@ -174,7 +174,7 @@ def main():
     out.append("## Cache hit (`cargo bench --bench cache`)\n")
     out.append("A cache hit (`Cache::get` / `get_or_set`: key, store read, envelope, "
                "freshness, decode) against a raw moka `get` plus a serde_json decode of the "
-               "same ~230-byte value. Target (issue #9): ≤ 1.3×. Two measurements: criterion's "
+               "same ~230-byte value. Target (issue #5): ≤ 1.3×. Two measurements: criterion's "
                "medians, and interleaved rounds (all cases alternate, so background load hits "
                "them alike; the more trustworthy on a shared machine).\n")
     rows = []
@@ -188,13 +188,25 @@ def main():
     out.append(table(rows) if rows else "Not measured.")
     out.append("")
 
+    # Web layers.
+    out.append("## Web layers (`cargo bench --bench web --features axum`)\n")
+    out.append("One GET through an axum router in process (no sockets), with rampart's "
+               "tower layers on the in-process store, against the same bare router "
+               "(criterion medians).\n")
+    rows = []
+    peer_id = "web/bare axum router (peer)"
+    for case in sorted(k for k in crit if k.startswith("web/") and k != peer_id):
+        rows.append(time_row(case.split("/", 1)[1], case, peer_id, "bare axum router"))
+    out.append(table(rows) if rows else "Not measured.")
+    out.append("")
+
     # Redis.
     out.append("## Over Redis (`cargo bench -p rampart-redis --bench consume`)\n")
     out.append("One fresh `redis-server` on a free loopback port, started by the bench. "
                "Token-bucket `consume` (one `EVALSHA` per decision, one multiplexed "
                "connection) against `redis-benchmark` running the same script with the same "
                "arguments at the same concurrency; `RedisStore::get` against a raw redis-rs "
-               "`GET` on one multiplexed connection. Target (issue #9): consume ≥ 90% of "
+               "`GET` on one multiplexed connection. Target (issue #4): consume ≥ 90% of "
                "redis-benchmark at concurrency 64.\n")
     rows = []
     for x in redis:
@@ -213,7 +225,7 @@ def main():
                "against rate-limiter-flexible, rounds alternating between the sides; medians of "
                "the rounds. In process: `MemoryStore` vs `RateLimiterMemory`; over Redis: the "
                "ioredis adapter vs `RateLimiterRedis` on one fresh local redis-server. "
-               "Target (issue #9): ahead of rate-limiter-flexible (≥ 1×) in both.\n")
+               "Target (issue #8): ahead of rate-limiter-flexible (≥ 1×) in both.\n")
     rows = []
     if node:
         res = node[-1]
