@@ -77,8 +77,9 @@ impl Entry {
 
 #[derive(Default)]
 struct Inner {
-    /// Lookups: one hash probe per call.
-    map: HashMap<Key, Entry>,
+    /// Lookups: one hash probe per call, with a keyed hash (SipHash and a
+    /// secret seed), so keys chosen by clients cannot flood one bucket.
+    map: HashMap<Key, Entry, Seeded>,
     /// The same keys in order, for `scan` cursors and the sweep; touched
     /// only when a key is created or removed, never on the hot path.
     order: BTreeSet<Key>,
@@ -91,6 +92,44 @@ struct Inner {
 
 /// When a value set at `now` with `ttl` expires (`None` = never; a
 /// positive TTL never yields 0, so the niche keeps entries small).
+/// std's `RandomState` natively (SipHash-1-3, keys from the OS).
+#[cfg(not(target_arch = "wasm32"))]
+type Seeded = std::collections::hash_map::RandomState;
+
+/// On wasm32-unknown-unknown std has no entropy and `RandomState` uses
+/// fixed keys, which would let a client precompute colliding keys: there,
+/// SipHash-2-4 keyed from `crypto.getRandomValues` (through getrandom).
+#[cfg(target_arch = "wasm32")]
+#[derive(Clone)]
+struct Seeded(u64, u64);
+
+#[cfg(target_arch = "wasm32")]
+impl Default for Seeded {
+    fn default() -> Self {
+        let k = crate::rt::random_bytes::<16>().unwrap_or_else(|_| {
+            // No CSPRNG reachable: the clock and an address, better than
+            // fixed keys.
+            let t = crate::Clock::now(&SystemClock).as_micros();
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&t.to_le_bytes());
+            k[8..].copy_from_slice(&(&t as *const u64 as usize as u64).to_le_bytes());
+            k
+        });
+        let half = |r: &[u8]| u64::from_le_bytes(r.try_into().unwrap_or([0; 8]));
+        Seeded(half(&k[..8]), half(&k[8..]))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl std::hash::BuildHasher for Seeded {
+    #[allow(deprecated)] // std's only keyed SipHash; still maintained
+    type Hasher = std::hash::SipHasher;
+    #[allow(deprecated)]
+    fn build_hasher(&self) -> std::hash::SipHasher {
+        std::hash::SipHasher::new_with_keys(self.0, self.1)
+    }
+}
+
 fn deadline(now: u64, ttl: Option<Duration>) -> Option<NonZeroU64> {
     ttl.and_then(|d| NonZeroU64::new(now.saturating_add(duration_micros(d))))
 }
