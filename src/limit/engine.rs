@@ -90,6 +90,22 @@ pub(crate) trait Engine: Sized {
     fn encode(&self, rule: &Rule, blocked_until: u64) -> Bytes;
 }
 
+/// A stored state decoded by `rule`'s algorithm and encoded again (what
+/// the fuzz targets check round trips with).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn reencode_state(rule: &Rule, raw: &[u8]) -> Result<Bytes> {
+    fn again<E: Engine>(rule: &Rule, raw: &[u8]) -> Result<Bytes> {
+        let (blocked, s) = E::load(rule, raw)?;
+        Ok(s.encode(rule, blocked))
+    }
+    match rule.algorithm() {
+        Algorithm::TokenBucket => again::<TokenBucket>(rule, raw),
+        Algorithm::SlidingLog => again::<SlidingLog>(rule, raw),
+        Algorithm::SlidingWindow => again::<SlidingCounter>(rule, raw),
+        Algorithm::FixedWindow => again::<FixedWindow>(rule, raw),
+    }
+}
+
 /// The shared decision flow (the Rust face; `driver.lua` is its twin).
 fn decide<E: Engine>(
     rule: &Rule,
