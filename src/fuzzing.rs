@@ -34,8 +34,8 @@ use crate::session::{
     SessionHandle, SessionId,
 };
 use crate::{
-    escape_glob, glob_match, validate_prefix, AtomicOp, Change, ErrorKind, Key, Result, Timestamp,
-    Value, MAX_KEY_LEN, MAX_TTL,
+    escape_glob, glob_match, validate_prefix, AtomicOp, Change, Codec, ErrorKind, Json, Key,
+    MsgPack, Result, Timestamp, Value, MAX_KEY_LEN, MAX_TTL,
 };
 
 /// A target body.
@@ -725,8 +725,8 @@ pub fn lock_state(data: &[u8]) {
 }
 
 /// Cache envelopes, with compression. The first byte picks a direction:
-/// decode the rest as stored bytes (and, when it decodes, encode it again
-/// and compare), or build an entry from the input, encode it and decode
+/// decode the rest as stored bytes (then its payload with the entry's
+/// codec, JSON or MessagePack; and encode the entry again and compare), or build an entry from the input, encode it and decode
 /// it back. Corrupt bytes are `CorruptData`.
 pub fn cache_envelope(data: &[u8]) {
     let mut inp = Input::new(data);
@@ -739,6 +739,14 @@ pub fn cache_envelope(data: &[u8]) {
         let payload = env.payload();
         expect_kind(&payload, &[ErrorKind::CorruptData]);
         let Ok(payload) = payload else { return };
+        // What a cache read does next: the codec named by the entry.
+        if !env.negative {
+            let decoded: Result<serde_json::Value> = match env.codec {
+                2 => MsgPack.decode(&payload),
+                _ => Json.decode(&payload),
+            };
+            expect_kind(&decoded, &[ErrorKind::CorruptData]);
+        }
         let compress_above = (sel & 2 != 0).then_some(usize::from(sel >> 2));
         round_trip(
             env.codec,
