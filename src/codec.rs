@@ -8,6 +8,9 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{Error, Result};
 
+/// The deepest nesting a decoded value may have (serde_json's limit).
+const MAX_DEPTH: usize = 128;
+
 /// A way to store typed values as bytes.
 pub trait Codec: crate::MaybeSend + crate::MaybeSync {
     /// Encodes `value`.
@@ -86,7 +89,12 @@ impl Codec for MsgPack {
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        rmp_serde::from_slice(bytes).map_err(|e| {
+        // rmp-serde allows 1024 levels of nesting: a hostile value that deep
+        // overflows a 2 MiB thread stack (found by the cache_envelope fuzz
+        // target). 128 is serde_json's limit too.
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+        de.set_max_depth(MAX_DEPTH);
+        T::deserialize(&mut de).map_err(|e| {
             Error::corrupt("value is not valid MessagePack for the expected type")
                 .with_source(e)
                 .with_operation("decode")

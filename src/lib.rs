@@ -29,6 +29,9 @@ pub mod cache;
 mod clock;
 mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod key;
 pub mod layers;
 pub mod limit;

@@ -121,6 +121,22 @@ impl Write {
     }
 }
 
+/// A stored state decoded by `rule`'s algorithm and encoded again (what
+/// the fuzz targets check round trips with).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn reencode_state(rule: &Rule, raw: &[u8]) -> Result<bytes::Bytes> {
+    fn again<E: Engine>(rule: &Rule, raw: &[u8]) -> Result<bytes::Bytes> {
+        let (blocked, s) = E::load(rule, raw)?;
+        Ok(s.encode(rule, blocked, Form::Text).into_bytes())
+    }
+    match rule.algorithm() {
+        Algorithm::TokenBucket => again::<TokenBucket>(rule, raw),
+        Algorithm::SlidingLog => again::<SlidingLog>(rule, raw),
+        Algorithm::SlidingWindow => again::<SlidingCounter>(rule, raw),
+        Algorithm::FixedWindow => again::<FixedWindow>(rule, raw),
+    }
+}
+
 /// The shared decision flow (the Rust face; `driver.lua` is its twin).
 fn decide<E: Engine>(
     rule: &Rule,

@@ -106,6 +106,8 @@ use std::time::Duration;
 
 use crate::{duration_micros, Error, Result, Timestamp, MAX_TTL};
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use engine::reencode_state;
 pub use engine::{scripts, LimitOp, Operation};
 pub use headers::{HeaderOptions, HeaderStyle};
 #[cfg(feature = "tracing")]

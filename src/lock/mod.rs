@@ -123,6 +123,8 @@ pub use acquire::{Acquire, AcquireOp};
 pub use extend::{Extend, ExtendOp};
 pub use inspect::{InspectOp, LockInfo};
 pub use release::{Release, ReleaseOp};
+#[cfg(feature = "fuzzing")]
+pub(crate) use state::LockState;
 pub use state::{constant_time_eq, LockToken, TOKEN_BYTES};
 pub use watchdog::{LockHandle, Lost};
 

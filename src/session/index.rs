@@ -226,7 +226,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, Vec<IndexEntry>)> {
     Ok((generation, entries))
 }
 
-fn encode(generation: u64, entries: &[IndexEntry]) -> bytes::Bytes {
+pub(crate) fn encode(generation: u64, entries: &[IndexEntry]) -> bytes::Bytes {
     use std::fmt::Write;
     let mut out = format!("1|{generation}|");
     for e in entries {

@@ -84,6 +84,12 @@ use id::check_user_id;
 pub(crate) use id::user_part;
 use index::{IndexAction, IndexEntry, IndexOp};
 use record::{ttl_until, Body, BodyRef, Header, TakeRecord, TouchRecord, Touched, MAX_SAFE};
+#[cfg(feature = "fuzzing")]
+pub(crate) use {
+    index::{decode as decode_index, encode as encode_index},
+    record::{Body as RecordBody, Header as RecordHeader},
+    refresh::Family,
+};
 
 /// The atomic operations sessions and tokens are built from, each a pure
 /// function with a Lua twin beside it (for differential tests and for

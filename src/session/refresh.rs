@@ -215,18 +215,19 @@ impl FamilyOp {
     }
 }
 
-struct Family<'a> {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Family<'a> {
     generation: u64,
     created: u64,
     expires: u64,
     absolute: u64,
     revoked: bool,
-    hash: &'a [u8],
+    pub(crate) hash: &'a [u8],
     body: &'a [u8],
 }
 
 impl<'a> Family<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self> {
         let corrupt = || Error::corrupt("stored refresh-token family is not in rampart's format");
         let (f, body) = split_fields::<7>(bytes).ok_or_else(corrupt)?;
         let revoked = match f[5] {
@@ -253,7 +254,7 @@ impl<'a> Family<'a> {
         })
     }
 
-    fn encode(&self, hash: &[u8]) -> Bytes {
+    pub(crate) fn encode(&self, hash: &[u8]) -> Bytes {
         let mut out = format!(
             "1|{}|{}|{}|{}|{}|",
             self.generation,

@@ -151,7 +151,12 @@ impl RedisConfig {
             let end = stripped
                 .find(']')
                 .ok_or_else(|| config_err("unterminated IPv6 address in the Redis URL"))?;
-            let port = stripped[end + 1..].strip_prefix(':');
+            let port = match &stripped[end + 1..] {
+                "" => None,
+                rest => Some(rest.strip_prefix(':').ok_or_else(|| {
+                    config_err("unexpected text after the IPv6 address in the Redis URL")
+                })?),
+            };
             (&stripped[..end], port)
         } else {
             match hostport.rfind(':') {
@@ -159,6 +164,13 @@ impl RedisConfig {
                 None => (hostport, None),
             }
         };
+        // A bracket outside `[ipv6]` would not survive `url_for` (found by
+        // the `redis_config_url` fuzz target).
+        if host.contains(['[', ']']) {
+            return Err(config_err(
+                "a Redis host may not contain '[' or ']' (write an IPv6 address as [addr])",
+            ));
+        }
         if !host.is_empty() {
             c.host = host.to_string();
         }
@@ -365,6 +377,8 @@ mod tests {
             "redis://h:99999",
             "redis://h/x",
             "redis://u:%zz@h",
+            "redis://h]:1",
+            "redis://[::1]x",
         ] {
             let e = RedisConfig::from_url(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");

@@ -27,6 +27,9 @@
 #![forbid(unsafe_code)]
 
 mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod scripts;
 
 use std::sync::Arc;

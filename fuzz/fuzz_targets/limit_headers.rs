@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzz target: see `rampart::fuzzing::limit_headers`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rampart::fuzzing::limit_headers(data));
