@@ -131,13 +131,18 @@ impl Engine for SlidingLog {
         }
         let blocked = field(raw, TAG.len())?;
         let base = field(raw, TAG.len() + FIELD)?;
+        // Running totals never pass MAX_COUNT (`add` caps them); one above it
+        // would make the next capped write go backwards.
+        if base > MAX_COUNT {
+            return Err(corrupt());
+        }
         let n = (raw.len() - HEADER) / RECORD;
         let mut recs = Vec::with_capacity(n + 1);
         let (mut prev_ts, mut prev_cum) = (None, base);
         for k in 0..n {
             let at = HEADER + k * RECORD;
             let (ts, cum) = (field(raw, at)?, field(raw, at + FIELD)?);
-            if prev_ts.is_some_and(|p| ts <= p) || cum <= prev_cum {
+            if prev_ts.is_some_and(|p| ts <= p) || cum <= prev_cum || cum > MAX_COUNT {
                 return Err(corrupt());
             }
             recs.push((ts, cum));
@@ -272,6 +277,8 @@ mod tests {
             format!("sl1:{}{}", z(0), "00000000000000-1"),    // not a digit
             format!("sl1:{}{}", z(0), "9999999999999999"),    // above 2^53
             format!("sl2:{}{}", z(0), z(0)),                  // another tag
+            format!("sl1:{}{}", z(0), z(MAX_COUNT + 1)),      // base above the cap
+            format!("sl1:{}{}{}{}", z(0), z(0), z(10), z(MAX_COUNT + 1)), // total above the cap
         ] {
             let e = SlidingLog::load(&rule, bad.as_bytes()).err().unwrap();
             assert_eq!(e.kind(), ErrorKind::CorruptData, "{bad}");
