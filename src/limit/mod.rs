@@ -667,6 +667,32 @@ impl Decision {
         }
     }
 
+    /// What [`from_raw`](Self::from_raw) makes of an admitted request on a
+    /// one-tier rule, without the per-tier bookkeeping (the in-process hot
+    /// path; `binary_and_text_forms_decide_alike` holds the two equal).
+    pub(crate) fn one_tier_admitted(t: &Tier, now: u64, remaining: u64, reset_us: u64) -> Decision {
+        let tier = PackedTier {
+            limit: t.limit as u32,
+            remaining: remaining.min(t.limit) as u32,
+            reset_us,
+            retry_us: 0,
+            window_us: t.window_us,
+        };
+        Decision {
+            allowed: true,
+            limit: u64::from(tier.limit),
+            remaining: u64::from(tier.remaining),
+            reset_after: Duration::from_micros(reset_us),
+            retry_after: None,
+            window: Duration::from_micros(t.window_us),
+            at: Timestamp::from_micros(now),
+            blocked_until: None,
+            source: DecisionSource::Store,
+            n: 1,
+            tiers: [tier, PackedTier::ZERO, PackedTier::ZERO, PackedTier::ZERO],
+        }
+    }
+
     /// A decision from per-tier results.
     pub(crate) fn from_raw(rule: &Rule, raw: &engine::Raw, source: DecisionSource) -> Decision {
         let blocked = raw.blocked_until > raw.now;

@@ -9,11 +9,11 @@
 //! most `burst + floor(t / interval)` units. The Lua twin is
 //! `token_bucket.lua`.
 
-use super::engine::{Engine, Raw};
+use super::engine::Engine;
 use super::state::{
     encode_fixed_as, parse_fixed, Form, BINARY_HEADER, MAX_FIXED_FIELDS, MAX_SPAN_US, SAFE_LIMIT,
 };
-use super::{Rule, MAX_TIERS};
+use super::{Decision, Rule, MAX_TIERS};
 use crate::{LocalValue, Result};
 
 const TAG: &[u8] = b"tb1";
@@ -110,7 +110,7 @@ pub(crate) fn consume_one_tier(
     state: Option<&[u8]>,
     now: u64,
     cost: u64,
-) -> Option<(LocalValue, u64, Raw)> {
+) -> Option<(LocalValue, u64, Decision)> {
     let [t] = rule.tiers() else {
         return None;
     };
@@ -139,15 +139,10 @@ pub(crate) fn consume_one_tier(
         return None;
     }
     let tat = tat + cost * t.b;
-    let mut raw = Raw {
-        allowed: true,
-        now,
-        ..Raw::default()
-    };
-    raw.tiers[0].remaining = if debt < cap { (cap - debt) / t.b } else { 0 };
-    raw.tiers[0].reset_after = debt;
+    let remaining = if debt < cap { (cap - debt) / t.b } else { 0 };
     let value = encode_fixed_as::<0>(Form::Binary, TAG, &[0, tat]);
-    Some((value, debt.min(MAX_SPAN_US), raw))
+    let decision = Decision::one_tier_admitted(t, now, remaining, debt);
+    Some((value, debt.min(MAX_SPAN_US), decision))
 }
 
 #[cfg(test)]
