@@ -7,68 +7,19 @@
 #[path = "../examples/server.rs"]
 mod server;
 
-use std::net::SocketAddr;
+// Shared with the Redis variant (backends/redis/tests/web_server.rs).
+#[allow(dead_code)]
+#[path = "support/http.rs"]
+mod http_client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http_client::{serve_app, TestServer};
 use rampart::limit::presets::Presets;
 use rampart::{ErrorKind, ManualClock, MemoryStore, Store, Timestamp};
 use rampart_mock::FaultyStore;
-use serde_json::{json, Value};
-
-struct TestServer {
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    /// Every value of a header (list items of several lines).
-    fn all(&self, name: &str) -> Vec<String> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect()
-    }
-    /// The draft-8 `RateLimit` item of a named policy.
-    fn rate_limit(&self, policy: &str) -> Option<String> {
-        let prefix = format!("\"{policy}\";");
-        self.all("ratelimit")
-            .into_iter()
-            .flat_map(|v| v.split(", ").map(str::to_owned).collect::<Vec<_>>())
-            .find(|item| item.starts_with(&prefix))
-    }
-    fn policy(&self, policy: &str) -> Option<String> {
-        let prefix = format!("\"{policy}\";");
-        self.all("ratelimit-policy")
-            .into_iter()
-            .find(|item| item.starts_with(&prefix))
-    }
-    /// The session cookie's value from `Set-Cookie` (`Some("")` = cleared).
-    fn cookie(&self) -> Option<String> {
-        self.all("set-cookie").into_iter().find_map(|c| {
-            let first = c.split(';').next()?.trim().to_owned();
-            first.strip_prefix("sid=").map(str::to_owned)
-        })
-    }
-}
+use serde_json::json;
 
 fn config(clock: &ManualClock) -> server::Config {
     server::Config {
@@ -88,67 +39,10 @@ async fn start() -> (TestServer, ManualClock) {
 }
 
 async fn serve(store: Arc<dyn Store>, config: server::Config) -> TestServer {
-    let app = server::app(store, config).expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    TestServer {
-        base: format!("http://{addr}"),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
+    serve_app(server::app(store, config).expect("app")).await
 }
 
 impl TestServer {
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let bytes = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let res = self
-            .client
-            .request(req.body(Full::new(bytes)).unwrap())
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        self.send("GET", path, headers, None).await
-    }
-
-    async fn post(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
-        self.send("POST", path, headers, Some(body)).await
-    }
-
     async fn register(&self, user: &str, password: &str) {
         let r = self
             .post(

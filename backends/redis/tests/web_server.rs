@@ -9,58 +9,17 @@ mod common;
 #[path = "../../../examples/server.rs"]
 mod server;
 
-use std::net::SocketAddr;
+// The core's HTTP test client, shared with its tests/server.rs.
+#[allow(dead_code)]
+#[path = "../../../tests/support/http.rs"]
+mod http_client;
+
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http_client::{serve_app, TestServer as Http};
 use rampart::limit::presets::Presets;
 use rampart::{Store, SystemClock};
 use serde_json::{json, Value};
-
-struct Http {
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    fn rate_limit(&self, policy: &str) -> Option<String> {
-        let prefix = format!("\"{policy}\";");
-        self.headers
-            .get_all("ratelimit")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&prefix))
-            .map(str::to_owned)
-    }
-    fn cookie(&self) -> Option<String> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                c.split(';')
-                    .next()?
-                    .trim()
-                    .strip_prefix("sid=")
-                    .map(str::to_owned)
-            })
-    }
-}
 
 /// A redis-server and the demo app over it.
 async fn start() -> (common::Server, Http) {
@@ -72,59 +31,8 @@ async fn start() -> (common::Server, Http) {
         trusted_proxies: vec![],
         clock: SystemClock::shared(),
     };
-    let app = server::app(store, config).expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    let http = Http {
-        base: format!("http://{addr}"),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    };
+    let http = serve_app(server::app(store, config).expect("app")).await;
     (redis, http)
-}
-
-impl Http {
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let bytes = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let res = self
-            .client
-            .request(req.body(Full::new(bytes)).unwrap())
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
 }
 
 fn creds(user: &str, password: &str) -> Option<Value> {
