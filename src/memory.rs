@@ -18,7 +18,7 @@ use crate::clock::duration_micros;
 use crate::{
     check_ttl, validate_prefix, Capabilities, Change, Cursor, Key, KeyTtl, LocalChange,
     LocalUpdateFn, LocalValue, Page, Result, SharedClock, Store, StoreStats, Swap, SystemClock,
-    UpdateFn, Updated,
+    Timestamp, UpdateFn, Updated,
 };
 
 /// Default capacity of [`MemoryStore::new`].
@@ -268,6 +268,71 @@ impl MemoryStore {
     fn now(&self) -> u64 {
         self.clock.now().as_micros()
     }
+
+    /// The one read-modify-write under the lock behind `update` and
+    /// `update_local`: `decide` sees the live value (an expired one is
+    /// dropped first) and the store's time; a live key costs one lookup
+    /// and is written in place. An invalid TTL writes nothing.
+    fn edit<R>(
+        &self,
+        key: &Key,
+        decide: impl FnOnce(Option<&LocalValue>, Timestamp) -> (Edit, R),
+    ) -> Result<R> {
+        let now = self.clock.now();
+        let at = now.as_micros();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let tick = inner.next_tick();
+        let mut expired = false;
+        if let Some(entry) = inner.map.get_mut(key.as_str()) {
+            if entry.is_expired(at) {
+                expired = true;
+            } else {
+                entry.last_used = tick;
+                let (edit, out) = decide(Some(&entry.value), now);
+                match edit {
+                    Edit::Keep => {}
+                    Edit::Set(value, ttl) => {
+                        check_ttl(ttl)?;
+                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
+                            + value.len() as u64;
+                        entry.value = value;
+                        entry.expires_at = deadline(at, ttl);
+                    }
+                    Edit::SetKeepTtl(value) => {
+                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
+                            + value.len() as u64;
+                        entry.value = value;
+                    }
+                    Edit::Remove => {
+                        inner.remove(key.as_str());
+                    }
+                }
+                return Ok(out);
+            }
+        }
+        if expired {
+            inner.remove(key.as_str());
+        }
+        let (edit, out) = decide(None, now);
+        match edit {
+            Edit::Keep | Edit::Remove => {}
+            Edit::Set(value, ttl) => {
+                check_ttl(ttl)?;
+                inner.put(key, value, deadline(at, ttl), at, self.max_entries);
+            }
+            Edit::SetKeepTtl(value) => inner.put(key, value, None, at, self.max_entries),
+        }
+        Ok(out)
+    }
+}
+
+/// What [`MemoryStore::edit`]'s closure decides.
+enum Edit {
+    Keep,
+    Set(LocalValue, Option<Duration>),
+    SetKeepTtl(LocalValue),
+    Remove,
 }
 
 impl Default for MemoryStore {
@@ -431,95 +496,35 @@ impl Store for MemoryStore {
     }
 
     async fn update(&self, key: &Key, f: &mut UpdateFn<'_>) -> Result<Updated> {
-        let now = self.now();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let tick = inner.next_tick();
-        let mut expired = false;
-        // Hot path, a live key: one map lookup, decided and written in place.
-        if let Some(entry) = inner.map.get_mut(key.as_str()) {
-            if entry.is_expired(now) {
-                expired = true;
-            } else {
-                entry.last_used = tick;
-                return match f(Some(&entry.value)) {
-                    Change::Keep => Ok(Updated::new(Some(entry.value.to_bytes()), false, 1)),
-                    Change::Set { value, ttl } => {
-                        check_ttl(ttl)?;
-                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
-                            + value.len() as u64;
-                        entry.value = value.clone().into();
-                        entry.expires_at = deadline(now, ttl);
-                        Ok(Updated::new(Some(value), true, 1))
-                    }
-                    Change::SetKeepTtl(value) => {
-                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
-                            + value.len() as u64;
-                        entry.value = value.clone().into();
-                        Ok(Updated::new(Some(value), true, 1))
-                    }
-                    Change::Remove => {
-                        inner.remove(key.as_str());
-                        Ok(Updated::new(None, true, 1))
-                    }
-                };
+        self.edit(key, |current, _| {
+            let existed = current.is_some();
+            match f(current.map(LocalValue::as_slice)) {
+                Change::Keep => (
+                    Edit::Keep,
+                    Updated::new(current.map(LocalValue::to_bytes), false, 1),
+                ),
+                Change::Remove => (Edit::Remove, Updated::new(None, existed, 1)),
+                Change::Set { value, ttl } => (
+                    Edit::Set(value.clone().into(), ttl),
+                    Updated::new(Some(value), true, 1),
+                ),
+                Change::SetKeepTtl(value) => (
+                    Edit::SetKeepTtl(value.clone().into()),
+                    Updated::new(Some(value), true, 1),
+                ),
             }
-        }
-        if expired {
-            inner.remove(key.as_str());
-        }
-        match f(None) {
-            Change::Keep | Change::Remove => Ok(Updated::new(None, false, 1)),
-            Change::Set { value, ttl } => {
-                check_ttl(ttl)?;
-                let expires_at = deadline(now, ttl);
-                inner.put(key, value.clone().into(), expires_at, now, self.max_entries);
-                Ok(Updated::new(Some(value), true, 1))
-            }
-            Change::SetKeepTtl(value) => {
-                inner.put(key, value.clone().into(), None, now, self.max_entries);
-                Ok(Updated::new(Some(value), true, 1))
-            }
-        }
+        })
     }
 
     fn update_local(&self, key: &Key, f: &mut LocalUpdateFn<'_>) -> Option<Result<()>> {
-        let now = self.clock.now();
-        let at = now.as_micros();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let tick = inner.next_tick();
-        let mut expired = false;
-        // Hot path, a live key: one hash probe, decided and written in place.
-        if let Some(entry) = inner.map.get_mut(key.as_str()) {
-            if entry.is_expired(at) {
-                expired = true;
-            } else {
-                entry.last_used = tick;
-                return Some(match f(Some(&entry.value), now) {
-                    LocalChange::Keep => Ok(()),
-                    LocalChange::Set { value, ttl } => check_ttl(ttl).map(|()| {
-                        inner.bytes = inner.bytes.saturating_sub(entry.value.len() as u64)
-                            + value.len() as u64;
-                        entry.value = value;
-                        entry.expires_at = deadline(at, ttl);
-                    }),
-                    LocalChange::Remove => {
-                        inner.remove(key.as_str());
-                        Ok(())
-                    }
-                });
-            }
-        }
-        if expired {
-            inner.remove(key.as_str());
-        }
-        Some(match f(None, now) {
-            LocalChange::Keep | LocalChange::Remove => Ok(()),
-            LocalChange::Set { value, ttl } => check_ttl(ttl).map(|()| {
-                inner.put(key, value, deadline(at, ttl), at, self.max_entries);
-            }),
-        })
+        Some(self.edit(key, |current, now| {
+            let edit = match f(current.map(LocalValue::as_slice), now) {
+                LocalChange::Keep => Edit::Keep,
+                LocalChange::Remove => Edit::Remove,
+                LocalChange::Set { value, ttl } => Edit::Set(value, ttl),
+            };
+            (edit, ())
+        }))
     }
 
     async fn publish(&self, channel: &Key, message: Bytes) -> Result<()> {
