@@ -100,6 +100,7 @@ impl Key {
     }
 
     /// The text of the key.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }

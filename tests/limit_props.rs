@@ -8,20 +8,24 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rampart::limit::{Algorithm, Decision, Limiter, Quota, Rule};
-use rampart::{Key, ManualClock, MemoryStore, Timestamp};
+use rampart::testkit::CasOnly;
+use rampart::{Key, ManualClock, MemoryStore, Store, Timestamp};
 
 /// The start of time in these tests: a multiple of every window used, so
 /// aligned windows start at 0 in test time.
 const EPOCH_US: u64 = 1_700_000_000_000_000 - 1_700_000_000_000_000 % 3_600_000_000;
 
-/// The store's futures never wait: one poll finishes them.
+/// The stores' futures never wait on anything (`CasOnly` only yields
+/// before each swap): polling finishes them.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("an in-process store never waits"),
+    for _ in 0..1_000 {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
     }
+    panic!("an in-process store never waits")
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +44,11 @@ type Outcome = (u64, u64, bool, Decision);
 fn run(rule: &Rule, reqs: &[Req]) -> Vec<Outcome> {
     let clock = ManualClock::new(Timestamp::from_micros(EPOCH_US));
     let store = MemoryStore::builder().clock(clock.shared()).build();
+    run_on(store, &clock, rule, reqs)
+}
+
+/// [`run`] on `store`, whose clock must be `clock`.
+fn run_on<S: Store>(store: S, clock: &ManualClock, rule: &Rule, reqs: &[Req]) -> Vec<Outcome> {
     let limiter = Limiter::builder(store, rule.clone())
         .clock(clock.shared())
         .build()
@@ -120,6 +129,32 @@ fn admitted(out: &[Outcome]) -> Vec<(u64, u64)> {
 }
 
 // ---------------------------------------------------------------- token bucket
+
+proptest! {
+    /// `Limiter::consume` admits a one-tier bucket in place, keeping the
+    /// decision as three numbers until it is taken; everything else goes
+    /// the generic way. On a store without the in-place path (`CasOnly`:
+    /// text state, compare-and-swap) every decision is generic. Both give
+    /// identical decisions, every tier's figures included, with or
+    /// without a block.
+    #[test]
+    fn in_place_admission_decides_as_the_generic_path(
+        (rule, reqs) in rule_and_requests(Algorithm::TokenBucket),
+        block_ms in prop::option::of(1u64..=5_000),
+    ) {
+        let rule = match block_ms {
+            Some(ms) => rule.with_block(Duration::from_millis(ms)).unwrap(),
+            None => rule,
+        };
+        let clock = ManualClock::new(Timestamp::from_micros(EPOCH_US));
+        let fast = run(&rule, &reqs);
+        let generic = run_on(CasOnly(MemoryStore::builder().clock(clock.shared()).build()), &clock, &rule, &reqs);
+        for (a, b) in fast.iter().zip(&generic) {
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(a.3.tiers().collect::<Vec<_>>(), b.3.tiers().collect::<Vec<_>>());
+        }
+    }
+}
 
 /// A bucket by its level, in µs of refill (`tokens * interval`), refilled
 /// continuously: a different formulation from GCRA's single timestamp.

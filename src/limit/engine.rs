@@ -344,8 +344,8 @@ impl<'a> LimitOp<'a> {
             let at = now.as_micros();
             if at <= MAX_NOW_US {
                 let fast = super::token_bucket::consume_one_tier(self.rule, state, at, self.amount);
-                if let Some((value, ttl, decision)) = fast {
-                    *out = decision;
+                if let Some((value, ttl, admitted)) = fast {
+                    *out = Decision::one_tier_admitted(&self.rule.tiers()[0], admitted);
                     return Ok(LocalChange::Set {
                         value,
                         ttl: Some(Duration::from_micros(ttl)),

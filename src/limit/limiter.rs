@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::engine::{LimitOp, Operation};
 use super::policy::{is_store_failure, BlockCache, OnStoreError, DEFAULT_BLOCK_CACHE};
-use super::{Decision, DecisionSource, Rule};
+use super::state::MAX_NOW_US;
+use super::{token_bucket, Admitted, Algorithm, Decision, DecisionSource, Rule, Tier};
 use crate::{
     duration_micros, run, Error, Key, LocalChange, Result, ScriptTime, SharedClock, Store,
     SystemClock, Timestamp,
@@ -173,7 +174,10 @@ impl<S: Store> Limiter<S> {
     /// holds something else; store errors, unless [`OnStoreError`] says
     /// otherwise.
     pub fn consume<'a>(&'a self, key: &'a Key, cost: u64) -> DecisionFuture<'a> {
-        self.decide(key, Operation::Consume, cost, None)
+        match self.admit_in_place(key, cost) {
+            Some(admitted) => DecisionFuture(Inner::Admitted(&self.rule.tiers()[0], admitted)),
+            None => self.decide(key, Operation::Consume, cost, None),
+        }
     }
 
     /// Whether a request of `cost` would be admitted now, without counting
@@ -249,6 +253,59 @@ impl<S: Store> Limiter<S> {
         at: Timestamp,
     ) -> DecisionFuture<'a> {
         self.decide(key, Operation::Refund, amount, Some(at))
+    }
+
+    /// The commonest decision in the fewest steps: a valid `consume` on a
+    /// one-tier token bucket, admitted in place by an in-process store
+    /// ([`Store::update_local`]), with no tracing on. The decision stays
+    /// three numbers until the caller takes it. `None` for anything else,
+    /// which [`decide`](Self::decide) then answers from the start: a
+    /// denial, a block (stored or cached), a bad cost, another rule or
+    /// store. The extra lookup falls on denials only.
+    #[inline]
+    fn admit_in_place(&self, key: &Key, cost: u64) -> Option<Admitted> {
+        let rule = &self.rule;
+        if rule.algorithm() != Algorithm::TokenBucket
+            || rule.tiers().len() != 1
+            || cost == 0
+            || cost > rule.capacity()
+            || trace_enabled()
+        {
+            return None;
+        }
+        if !self.blocks.is_empty() && self.blocks.blocked_until(key, self.clock.now()).is_some() {
+            return None;
+        }
+        let own = self.own_clock.then_some(&*self.clock);
+        // Written field by field and read back the same way: a whole
+        // `Option<Admitted>` written inside the closure and read as one
+        // after it stalls the CPU's store forwarding (measurably, here).
+        let (mut admitted, mut now, mut remaining, mut reset_us) = (false, 0, 0, 0);
+        let ran = self.store.update_local(key, &mut |state, store_now| {
+            let at = own.map_or(store_now, |c| c.now()).as_micros();
+            if at > MAX_NOW_US {
+                return LocalChange::Keep;
+            }
+            match token_bucket::consume_one_tier(rule, state, at, cost) {
+                Some((value, ttl, a)) => {
+                    (admitted, now, remaining, reset_us) = (true, a.now, a.remaining, a.reset_us);
+                    LocalChange::Set {
+                        value,
+                        ttl: Some(Duration::from_micros(ttl)),
+                    }
+                }
+                None => LocalChange::Keep,
+            }
+        })?;
+        if ran.is_err() || !admitted {
+            return None;
+        }
+        self.blocks.forget(key);
+        Some(Admitted {
+            now,
+            remaining,
+            reset_us,
+        })
     }
 
     /// One decision: answered before the first poll when the block cache
@@ -428,6 +485,17 @@ fn trace(op: Operation, key: &Key, result: Result<Decision>) -> Result<Decision>
     result
 }
 
+/// Whether [`trace`] would emit anything (the in-place admission skips
+/// building a [`Decision`] until the caller takes it, so it leaves traced
+/// decisions to the generic path).
+#[inline]
+fn trace_enabled() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::enabled!(target: TRACE_TARGET, tracing::Level::WARN);
+    #[cfg(not(feature = "tracing"))]
+    false
+}
+
 /// The boxed store-call future of a decision.
 #[cfg(not(target_arch = "wasm32"))]
 type Remote<'a> = Pin<Box<dyn Future<Output = Result<Decision>> + Send + 'a>>;
@@ -446,6 +514,8 @@ pub struct DecisionFuture<'a>(Inner<'a>);
 #[allow(clippy::large_enum_variant)]
 enum Inner<'a> {
     Ready(Option<Result<Decision>>),
+    /// A one-tier admission, expanded into its [`Decision`] when taken.
+    Admitted(&'a Tier, Admitted),
     Pending(Remote<'a>),
 }
 
@@ -465,6 +535,10 @@ impl Future for DecisionFuture<'_> {
                     "a decision future was polled after it completed",
                 ))
             })),
+            &mut Inner::Admitted(tier, admitted) => {
+                self.0 = Inner::Ready(None);
+                Poll::Ready(Ok(Decision::one_tier_admitted(tier, admitted)))
+            }
             Inner::Pending(f) => f.as_mut().poll(cx),
         }
     }
@@ -473,7 +547,7 @@ impl Future for DecisionFuture<'_> {
 impl fmt::Debug for DecisionFuture<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.0 {
-            Inner::Ready(Some(_)) => "ready",
+            Inner::Ready(Some(_)) | Inner::Admitted(..) => "ready",
             Inner::Ready(None) => "done",
             Inner::Pending(_) => "pending",
         };

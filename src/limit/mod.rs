@@ -331,6 +331,7 @@ impl Rule {
     }
 
     /// How requests are counted.
+    #[inline]
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -344,10 +345,12 @@ impl Rule {
     }
     /// The largest cost one request may have: the smallest tier limit (or
     /// bucket size).
+    #[inline]
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
 
+    #[inline]
     pub(crate) fn tiers(&self) -> &[Tier] {
         &self.tiers[..self.n]
     }
@@ -563,7 +566,10 @@ impl PackedTier {
 /// The top-level figures are those of the *binding* tier: the one with the
 /// longest wait when denied, the one with the fewest remaining when
 /// admitted. [`Decision::tiers`] has every tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A one-tier decision is small (about 100 bytes) and allocates nothing;
+/// a multi-tier one keeps its per-tier figures in one boxed table.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Decision {
     /// Whether the request is admitted (and was counted, for `consume`).
@@ -585,6 +591,17 @@ pub struct Decision {
     pub blocked_until: Option<Timestamp>,
     /// Where the decision came from.
     pub source: DecisionSource,
+    /// A one-tier rule's tier: its retry wait in µs (0 when it admits);
+    /// its other figures are the top-level ones.
+    solo_retry_us: u64,
+    /// A multi-tier rule's tiers (`None` for one tier: the common case
+    /// stays small to move and free to build).
+    tiers: Option<Box<TierTable>>,
+}
+
+/// Every tier of a multi-tier decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TierTable {
     n: u8,
     tiers: [PackedTier; MAX_TIERS],
 }
@@ -601,22 +618,39 @@ impl Decision {
         at: Timestamp::EPOCH,
         blocked_until: None,
         source: DecisionSource::Store,
-        n: 0,
-        tiers: [PackedTier::ZERO; MAX_TIERS],
+        solo_retry_us: 0,
+        tiers: None,
     };
 
     /// Every tier, in the rule's order.
     pub fn tiers(&self) -> impl ExactSizeIterator<Item = TierStatus> + '_ {
-        self.tiers[..usize::from(self.n)]
-            .iter()
-            .map(PackedTier::unpack)
+        let (n, tiers) = self.packed();
+        tiers.into_iter().take(n).map(|t| t.unpack())
     }
 
     /// Tier `i` (in the rule's order), if the rule has it.
     pub fn tier(&self, i: usize) -> Option<TierStatus> {
-        self.tiers[..usize::from(self.n)]
-            .get(i)
-            .map(PackedTier::unpack)
+        let (n, tiers) = self.packed();
+        tiers[..n].get(i).map(PackedTier::unpack)
+    }
+
+    /// The per-tier figures: the table, or the one tier rebuilt from the
+    /// top-level figures.
+    fn packed(&self) -> (usize, [PackedTier; MAX_TIERS]) {
+        match &self.tiers {
+            Some(table) => (usize::from(table.n), table.tiers),
+            None => {
+                let mut tiers = [PackedTier::ZERO; MAX_TIERS];
+                tiers[0] = PackedTier {
+                    limit: self.limit as u32,
+                    remaining: self.remaining as u32,
+                    reset_us: duration_micros(self.reset_after),
+                    retry_us: self.solo_retry_us,
+                    window_us: duration_micros(self.window),
+                };
+                (1, tiers)
+            }
+        }
     }
 
     /// Whether the key is blocked (by a block duration or
@@ -662,34 +696,28 @@ impl Decision {
             at: Timestamp::from_micros(now),
             blocked_until: (blocked_for > 0).then(|| Timestamp::from_micros(blocked_until)),
             source,
-            n: n as u8,
-            tiers,
+            solo_retry_us: if n == 1 { tiers[0].retry_us } else { 0 },
+            tiers: (n > 1).then(|| Box::new(TierTable { n: n as u8, tiers })),
         }
     }
 
     /// What [`from_raw`](Self::from_raw) makes of an admitted request on a
     /// one-tier rule, without the per-tier bookkeeping (the in-process hot
     /// path; `binary_and_text_forms_decide_alike` holds the two equal).
-    pub(crate) fn one_tier_admitted(t: &Tier, now: u64, remaining: u64, reset_us: u64) -> Decision {
-        let tier = PackedTier {
-            limit: t.limit as u32,
-            remaining: remaining.min(t.limit) as u32,
-            reset_us,
-            retry_us: 0,
-            window_us: t.window_us,
-        };
+    #[inline]
+    pub(crate) fn one_tier_admitted(t: &Tier, a: Admitted) -> Decision {
         Decision {
             allowed: true,
-            limit: u64::from(tier.limit),
-            remaining: u64::from(tier.remaining),
-            reset_after: Duration::from_micros(reset_us),
+            limit: t.limit,
+            remaining: a.remaining.min(t.limit),
+            reset_after: Duration::from_micros(a.reset_us),
             retry_after: None,
             window: Duration::from_micros(t.window_us),
-            at: Timestamp::from_micros(now),
+            at: Timestamp::from_micros(a.now),
             blocked_until: None,
             source: DecisionSource::Store,
-            n: 1,
-            tiers: [tier, PackedTier::ZERO, PackedTier::ZERO, PackedTier::ZERO],
+            solo_retry_us: 0,
+            tiers: None,
         }
     }
 
@@ -778,6 +806,20 @@ impl Decision {
             rule.tiers().len(),
         )
     }
+}
+
+/// A one-tier admitted decision as three numbers: what the in-process hot
+/// path produces, expanded into a [`Decision`] only when the caller takes
+/// it (a decision is ~100 bytes; moving it through the store's closure,
+/// the limiter and its future cost more than deciding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admitted {
+    /// When (µs since the epoch).
+    pub(crate) now: u64,
+    /// Cost units still admitted.
+    pub(crate) remaining: u64,
+    /// µs until the bucket is full again.
+    pub(crate) reset_us: u64,
 }
 
 /// How long a fail-closed decision asks the client to wait.

@@ -88,11 +88,13 @@ impl BlockCache {
     }
 
     /// Keys held (expired ones not yet dropped included).
+    #[inline]
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
     /// Whether it holds nothing (one atomic load: the hot path's check).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -115,6 +117,7 @@ impl BlockCache {
     }
 
     /// Forgets `key`.
+    #[inline]
     pub fn forget(&self, key: &Key) {
         if self.is_empty() {
             return;
@@ -220,7 +223,10 @@ pub async fn consume_all<S: Store>(requests: &[(&Limiter<S>, &Key, u64)]) -> Res
             }
         }
     }
-    let binding = charged.iter().map(|(_, d)| *d).min_by_key(|d| d.remaining);
+    let binding = charged
+        .into_iter()
+        .map(|(_, d)| d)
+        .min_by_key(|d| d.remaining);
     binding.ok_or_else(|| Error::invalid_input("consume_all needs at least one limiter"))
 }
 

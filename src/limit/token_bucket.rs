@@ -13,7 +13,7 @@ use super::engine::Engine;
 use super::state::{
     encode_fixed_as, parse_fixed, Form, BINARY_HEADER, MAX_FIXED_FIELDS, MAX_SPAN_US, SAFE_LIMIT,
 };
-use super::{Decision, Rule, MAX_TIERS};
+use super::{Admitted, Rule, MAX_TIERS};
 use crate::{LocalValue, Result};
 
 const TAG: &[u8] = b"tb1";
@@ -110,7 +110,7 @@ pub(crate) fn consume_one_tier(
     state: Option<&[u8]>,
     now: u64,
     cost: u64,
-) -> Option<(LocalValue, u64, Decision)> {
+) -> Option<(LocalValue, u64, Admitted)> {
     let [t] = rule.tiers() else {
         return None;
     };
@@ -141,8 +141,12 @@ pub(crate) fn consume_one_tier(
     let tat = tat + cost * t.b;
     let remaining = if debt < cap { (cap - debt) / t.b } else { 0 };
     let value = encode_fixed_as::<0>(Form::Binary, TAG, &[0, tat]);
-    let decision = Decision::one_tier_admitted(t, now, remaining, debt);
-    Some((value, debt.min(MAX_SPAN_US), decision))
+    let admitted = Admitted {
+        now,
+        remaining,
+        reset_us: debt,
+    };
+    Some((value, debt.min(MAX_SPAN_US), admitted))
 }
 
 #[cfg(test)]
