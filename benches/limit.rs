@@ -8,7 +8,8 @@
 //! The `parts/*` benchmarks split a decision into its costs: the pure
 //! algorithm alone (text form, as the Lua face stores it), a store's
 //! `update` and in-place `update_local` that change nothing, the clock,
-//! and moka's own lookup (the floor under `MokaStore`).
+//! and moka's own lookup (the floor under `MokaStore`). `consume/*` runs
+//! the other algorithms (and a two-tier bucket) on MemoryStore.
 //!
 //! `cargo bench --bench limit -- --warm-up-time 1 --measurement-time 3`
 
@@ -137,9 +138,47 @@ fn rampart_memory(c: &mut Criterion) {
     bench_store(c, "rampart_memory", MemoryStore::new());
 }
 
+/// The other algorithms' `consume` on MemoryStore, hot key: they take the
+/// generic in-process path (no peer in governor).
+fn other_algorithms(c: &mut Criterion) {
+    let quota = Quota::per_hour(u64::from(BURST));
+    let rules = [
+        ("fixed_window", Rule::fixed_window(quota).unwrap()),
+        ("sliding_window", Rule::sliding_window(quota).unwrap()),
+        (
+            "token_bucket_two_tiers",
+            Rule::builder(rampart::limit::Algorithm::TokenBucket)
+                .quota(Quota::per_second(1).with_burst(u64::from(BURST)))
+                .quota(Quota::per_hour(u64::from(BURST)))
+                .build()
+                .unwrap(),
+        ),
+    ];
+    for (name, rule) in rules {
+        let limiter = Limiter::new(MemoryStore::new(), rule);
+        let key = Key::new("user:0").unwrap();
+        c.bench_function(&format!("consume/hot_key/{name}/rampart_memory"), |b| {
+            b.iter(|| {
+                black_box(
+                    run_now(limiter.consume(black_box(&key), 1))
+                        .unwrap()
+                        .allowed,
+                )
+            })
+        });
+    }
+}
+
 fn rampart_moka(c: &mut Criterion) {
     bench_store(c, "rampart_moka", MokaStore::new());
 }
 
-criterion_group!(benches, governor, rampart_moka, rampart_memory, parts);
+criterion_group!(
+    benches,
+    governor,
+    rampart_moka,
+    rampart_memory,
+    other_algorithms,
+    parts
+);
 criterion_main!(benches);
