@@ -149,6 +149,16 @@ def main():
         rows.append(["token bucket", "not measured", "governor keyed: not measured", "—", "≤ 1.5×", ""])
     out.append(table(rows))
     out.append("")
+    others = sorted(k for k in crit if k.startswith("consume/hot_key/"))
+    if others:
+        out.append("The other rules' `consume` on MemoryStore, hot key: they take the generic "
+                   "in-process path (the token bucket's in-place admission is for one-tier "
+                   "buckets). governor has no equivalent; its token bucket is shown for scale.\n")
+        rows = [time_row(f"{k.split('/')[2].replace('_', ' ')}, hot key, {k.split('/')[3]}", k,
+                         "token_bucket_consume/hot_key/governor", "governor keyed (token bucket)")
+                for k in others]
+        out.append(table(rows))
+        out.append("")
 
     # In process: stores.
     out.append("## In-process stores (`cargo bench --bench store`)\n")
