@@ -128,18 +128,23 @@ fn admitted(out: &[Outcome]) -> Vec<(u64, u64)> {
         .collect()
 }
 
-// ---------------------------------------------------------------- token bucket
+// --------------------------------------------------------- in place vs generic
 
 proptest! {
-    /// `Limiter::consume` admits a one-tier bucket in place, keeping the
+    /// `Limiter::consume` admits in place on a one-tier rule, keeping the
     /// decision as three numbers until it is taken; everything else goes
     /// the generic way. On a store without the in-place path (`CasOnly`:
     /// text state, compare-and-swap) every decision is generic. Both give
-    /// identical decisions, every tier's figures included, with or
-    /// without a block.
+    /// identical decisions, every tier's figures included, for every
+    /// algorithm, with or without a block.
     #[test]
     fn in_place_admission_decides_as_the_generic_path(
-        (rule, reqs) in rule_and_requests(Algorithm::TokenBucket),
+        (rule, reqs) in prop::sample::select(vec![
+            Algorithm::TokenBucket,
+            Algorithm::SlidingLog,
+            Algorithm::SlidingWindow,
+            Algorithm::FixedWindow,
+        ]).prop_flat_map(rule_and_requests),
         block_ms in prop::option::of(1u64..=5_000),
     ) {
         let rule = match block_ms {
@@ -155,6 +160,8 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- token bucket
 
 /// A bucket by its level, in µs of refill (`tokens * interval`), refilled
 /// continuously: a different formulation from GCRA's single timestamp.

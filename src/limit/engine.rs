@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::state::{Form, MAX_NOW_US, MAX_SPAN_US};
 use super::{
     fixed_window::FixedWindow, sliding_counter::SlidingCounter, sliding_log::SlidingLog,
-    token_bucket::TokenBucket, Algorithm, Decision, DecisionSource, Rule, MAX_TIERS,
+    token_bucket::TokenBucket, Admitted, Algorithm, Decision, DecisionSource, Rule, MAX_TIERS,
 };
 use crate::{
     Arg, AtomicOp, Change, Error, LocalChange, LocalValue, Result, Script, Timestamp, Value,
@@ -135,6 +135,63 @@ pub(crate) fn reencode_state(rule: &Rule, raw: &[u8]) -> Result<bytes::Bytes> {
         Algorithm::SlidingWindow => again::<SlidingCounter>(rule, raw),
         Algorithm::FixedWindow => again::<FixedWindow>(rule, raw),
     }
+}
+
+/// The in-process hot path of the commonest decision: a `consume` that a
+/// one-tier rule admits on a key that is not blocked. The same steps as
+/// [`decide`], through the same [`Engine`], without the per-tier
+/// bookkeeping: the new state in the binary form, its TTL in µs, and the
+/// decision as three numbers. `None` for everything else (a denial, a
+/// block, a corrupt state, more tiers, a clock past 2112), which `decide`
+/// then answers. The property test
+/// `in_place_admission_decides_as_the_generic_path` holds the two equal.
+pub(crate) fn admit_one_tier(
+    rule: &Rule,
+    state: Option<&[u8]>,
+    now: u64,
+    cost: u64,
+) -> Option<(LocalValue, u64, Admitted)> {
+    if rule.tiers().len() != 1 || now > MAX_NOW_US {
+        return None;
+    }
+    match rule.algorithm() {
+        Algorithm::TokenBucket => super::token_bucket::consume_one_tier(rule, state, now, cost),
+        Algorithm::SlidingLog => admit::<SlidingLog>(rule, state, now, cost),
+        Algorithm::SlidingWindow => admit::<SlidingCounter>(rule, state, now, cost),
+        Algorithm::FixedWindow => admit::<FixedWindow>(rule, state, now, cost),
+    }
+}
+
+#[inline]
+fn admit<E: Engine>(
+    rule: &Rule,
+    state: Option<&[u8]>,
+    now: u64,
+    cost: u64,
+) -> Option<(LocalValue, u64, Admitted)> {
+    let (blocked, mut s) = match state {
+        None => (0, E::fresh(rule)),
+        Some(raw) => E::load(rule, raw).ok()?,
+    };
+    if blocked > now {
+        return None;
+    }
+    s.normalize(rule, now);
+    if s.fits(rule, 0, now, cost) != 0 {
+        return None;
+    }
+    s.charge(rule, now, cost);
+    let (remaining, reset_us) = s.report(rule, 0, now);
+    let ttl = s.ttl(rule, now).min(MAX_SPAN_US);
+    if ttl == 0 {
+        return None;
+    }
+    let admitted = Admitted {
+        now,
+        remaining,
+        reset_us,
+    };
+    Some((s.encode(rule, 0, Form::Binary), ttl, admitted))
 }
 
 /// The shared decision flow (the Rust face; `driver.lua` is its twin).
@@ -340,17 +397,15 @@ impl<'a> LimitOp<'a> {
         now: Timestamp,
         out: &mut Decision,
     ) -> Result<LocalChange> {
-        if self.op == Operation::Consume && self.rule.algorithm() == Algorithm::TokenBucket {
-            let at = now.as_micros();
-            if at <= MAX_NOW_US {
-                let fast = super::token_bucket::consume_one_tier(self.rule, state, at, self.amount);
-                if let Some((value, ttl, admitted)) = fast {
-                    *out = Decision::one_tier_admitted(&self.rule.tiers()[0], admitted);
-                    return Ok(LocalChange::Set {
-                        value,
-                        ttl: Some(Duration::from_micros(ttl)),
-                    });
-                }
+        if self.op == Operation::Consume {
+            if let Some((value, ttl, admitted)) =
+                admit_one_tier(self.rule, state, now.as_micros(), self.amount)
+            {
+                *out = Decision::one_tier_admitted(&self.rule.tiers()[0], admitted);
+                return Ok(LocalChange::Set {
+                    value,
+                    ttl: Some(Duration::from_micros(ttl)),
+                });
             }
         }
         let (write, raw) = self.step(state, now, Form::Binary)?;

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::engine::admit_one_tier;
 use super::engine::{LimitOp, Operation};
 use super::policy::{is_store_failure, BlockCache, OnStoreError, DEFAULT_BLOCK_CACHE};
-use super::state::MAX_NOW_US;
-use super::{token_bucket, Admitted, Algorithm, Decision, DecisionSource, Rule, Tier};
+use super::{Admitted, Decision, DecisionSource, Rule, Tier};
 use crate::{
     duration_micros, run, Error, Key, LocalChange, Result, ScriptTime, SharedClock, Store,
     SystemClock, Timestamp,
@@ -256,7 +256,7 @@ impl<S: Store> Limiter<S> {
     }
 
     /// The commonest decision in the fewest steps: a valid `consume` on a
-    /// one-tier token bucket, admitted in place by an in-process store
+    /// one-tier rule, admitted in place by an in-process store
     /// ([`Store::update_local`]), with no tracing on. The decision stays
     /// three numbers until the caller takes it. `None` for anything else,
     /// which [`decide`](Self::decide) then answers from the start: a
@@ -265,12 +265,7 @@ impl<S: Store> Limiter<S> {
     #[inline]
     fn admit_in_place(&self, key: &Key, cost: u64) -> Option<Admitted> {
         let rule = &self.rule;
-        if rule.algorithm() != Algorithm::TokenBucket
-            || rule.tiers().len() != 1
-            || cost == 0
-            || cost > rule.capacity()
-            || trace_enabled()
-        {
+        if rule.tiers().len() != 1 || cost == 0 || cost > rule.capacity() || trace_enabled() {
             return None;
         }
         if !self.blocks.is_empty() && self.blocks.blocked_until(key, self.clock.now()).is_some() {
@@ -283,10 +278,7 @@ impl<S: Store> Limiter<S> {
         let (mut admitted, mut now, mut remaining, mut reset_us) = (false, 0, 0, 0);
         let ran = self.store.update_local(key, &mut |state, store_now| {
             let at = own.map_or(store_now, |c| c.now()).as_micros();
-            if at > MAX_NOW_US {
-                return LocalChange::Keep;
-            }
-            match token_bucket::consume_one_tier(rule, state, at, cost) {
+            match admit_one_tier(rule, state, at, cost) {
                 Some((value, ttl, a)) => {
                     (admitted, now, remaining, reset_us) = (true, a.now, a.remaining, a.reset_us);
                     LocalChange::Set {
