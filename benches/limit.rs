@@ -167,6 +167,21 @@ fn other_algorithms(c: &mut Criterion) {
             })
         });
     }
+    // A key over its limit (no block): every request denied.
+    let limiter = Limiter::new(
+        MemoryStore::new(),
+        Rule::token_bucket(Quota::per_hour(1)).unwrap(),
+    );
+    let key = Key::new("user:0").unwrap();
+    c.bench_function("consume/denied/token_bucket/rampart_memory", |b| {
+        b.iter(|| {
+            black_box(
+                run_now(limiter.consume(black_box(&key), 1))
+                    .unwrap()
+                    .allowed,
+            )
+        })
+    });
 }
 
 fn rampart_moka(c: &mut Criterion) {

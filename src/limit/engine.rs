@@ -408,6 +408,17 @@ impl<'a> LimitOp<'a> {
                 });
             }
         }
+        self.apply_local_generic(state, now, out)
+    }
+
+    /// [`apply_local`](Self::apply_local) without the one-tier admission
+    /// lane (for a caller that has already tried it).
+    pub(crate) fn apply_local_generic(
+        &self,
+        state: Option<&[u8]>,
+        now: Timestamp,
+        out: &mut Decision,
+    ) -> Result<LocalChange> {
         let (write, raw) = self.step(state, now, Form::Binary)?;
         *out = Decision::from_raw(self.rule, &raw, DecisionSource::Store);
         Ok(write.into_local())

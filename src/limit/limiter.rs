@@ -174,8 +174,8 @@ impl<S: Store> Limiter<S> {
     /// holds something else; store errors, unless [`OnStoreError`] says
     /// otherwise.
     pub fn consume<'a>(&'a self, key: &'a Key, cost: u64) -> DecisionFuture<'a> {
-        match self.admit_in_place(key, cost) {
-            Some(admitted) => DecisionFuture(Inner::Admitted(&self.rule.tiers()[0], admitted)),
+        match self.consume_in_place(key, cost) {
+            Some(decided) => decided,
             None => self.decide(key, Operation::Consume, cost, None),
         }
     }
@@ -256,14 +256,15 @@ impl<S: Store> Limiter<S> {
     }
 
     /// The commonest decision in the fewest steps: a valid `consume` on a
-    /// one-tier rule, admitted in place by an in-process store
-    /// ([`Store::update_local`]), with no tracing on. The decision stays
-    /// three numbers until the caller takes it. `None` for anything else,
-    /// which [`decide`](Self::decide) then answers from the start: a
-    /// denial, a block (stored or cached), a bad cost, another rule or
-    /// store. The extra lookup falls on denials only.
+    /// one-tier rule, decided in place by an in-process store
+    /// ([`Store::update_local`]) with no tracing on. An admission stays
+    /// three numbers until the caller takes it; a denial is decided the
+    /// generic way within the same lookup. `None` for anything else, which
+    /// [`decide`](Self::decide) then answers from the start: a bad cost, a
+    /// cached block, more tiers, a store without the in-place path or one
+    /// that failed (the failure policy lives there).
     #[inline]
-    fn admit_in_place(&self, key: &Key, cost: u64) -> Option<Admitted> {
+    fn consume_in_place<'a>(&'a self, key: &'a Key, cost: u64) -> Option<DecisionFuture<'a>> {
         let rule = &self.rule;
         if rule.tiers().len() != 1 || cost == 0 || cost > rule.capacity() || trace_enabled() {
             return None;
@@ -276,28 +277,38 @@ impl<S: Store> Limiter<S> {
         // `Option<Admitted>` written inside the closure and read as one
         // after it stalls the CPU's store forwarding (measurably, here).
         let (mut admitted, mut now, mut remaining, mut reset_us) = (false, 0, 0, 0);
+        let mut other: Option<Result<Decision>> = None;
         let ran = self.store.update_local(key, &mut |state, store_now| {
-            let at = own.map_or(store_now, |c| c.now()).as_micros();
-            match admit_one_tier(rule, state, at, cost) {
-                Some((value, ttl, a)) => {
-                    (admitted, now, remaining, reset_us) = (true, a.now, a.remaining, a.reset_us);
-                    LocalChange::Set {
-                        value,
-                        ttl: Some(Duration::from_micros(ttl)),
-                    }
-                }
-                None => LocalChange::Keep,
+            let at = own.map_or(store_now, |c| c.now());
+            if let Some((value, ttl, a)) = admit_one_tier(rule, state, at.as_micros(), cost) {
+                (admitted, now, remaining, reset_us) = (true, a.now, a.remaining, a.reset_us);
+                return LocalChange::Set {
+                    value,
+                    ttl: Some(Duration::from_micros(ttl)),
+                };
             }
+            decide_generic(rule, cost, state, at, &mut other)
         })?;
-        if ran.is_err() || !admitted {
+        if ran.is_err() {
             return None;
         }
-        self.blocks.forget(key);
-        Some(Admitted {
-            now,
-            remaining,
-            reset_us,
-        })
+        if admitted {
+            self.blocks.forget(key);
+            let admitted = Admitted {
+                now,
+                remaining,
+                reset_us,
+            };
+            return Some(DecisionFuture(Inner::Admitted(&rule.tiers()[0], admitted)));
+        }
+        let result = match other? {
+            Ok(d) => {
+                self.blocks.observe(key, &d);
+                Ok(d)
+            }
+            Err(e) => Err(e.with_operation("limit.consume").with_key(key)),
+        };
+        Some(DecisionFuture::ready(result))
     }
 
     /// One decision: answered before the first poll when the block cache
@@ -439,6 +450,32 @@ impl<S: Store> Limiter<S> {
         match self.run_local(store, key, lop, &mut decision) {
             Some(result) => result.map(|()| decision),
             None => run(store, key, lop, &*self.clock, self.script_time).await,
+        }
+    }
+}
+
+/// The generic in-place decision, out of line: it keeps the admission
+/// lane of [`Limiter::consume_in_place`] small.
+#[cold]
+#[inline(never)]
+fn decide_generic(
+    rule: &Rule,
+    cost: u64,
+    state: Option<&[u8]>,
+    now: Timestamp,
+    out: &mut Option<Result<Decision>>,
+) -> LocalChange {
+    let mut d = Decision::EMPTY;
+    let decided = LimitOp::new(rule, Operation::Consume, cost)
+        .and_then(|lop| lop.apply_local_generic(state, now, &mut d));
+    match decided {
+        Ok(change) => {
+            *out = Some(Ok(d));
+            change
+        }
+        Err(e) => {
+            *out = Some(Err(e));
+            LocalChange::Keep
         }
     }
 }
