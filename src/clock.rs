@@ -69,8 +69,13 @@ impl fmt::Debug for Timestamp {
 }
 
 /// A duration in whole microseconds, saturating at `u64::MAX`.
+#[inline]
 pub fn duration_micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    // `as_micros` is u128, which wasm32 computes in software; this is the
+    // same value (saturating the same way) in u64 arithmetic.
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
 }
 
 /// Where `now` comes from.
@@ -203,6 +208,25 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_micros_is_as_micros_saturated() {
+        let cases = [
+            Duration::ZERO,
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_999),
+            Duration::from_micros(1),
+            Duration::new(1, 999_999_999),
+            Duration::from_secs(u64::MAX / 1_000_000),
+            Duration::new(u64::MAX / 1_000_000, 999_999_999),
+            Duration::from_secs(u64::MAX / 1_000_000 + 1),
+            Duration::MAX,
+        ];
+        for d in cases {
+            let want = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            assert_eq!(duration_micros(d), want, "{d:?}");
+        }
+    }
 
     #[test]
     fn system_clock_is_after_2020() {

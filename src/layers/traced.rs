@@ -73,8 +73,7 @@ impl<S: Store> Traced<S> {
 }
 
 fn elapsed_us(start: Timestamp) -> u64 {
-    let d: Duration = SystemClock.now().saturating_duration_since(start);
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    crate::duration_micros(SystemClock.now().saturating_duration_since(start))
 }
 
 fn record(
