@@ -155,6 +155,30 @@ function out() {
   return outView;
 }
 
+const KEY_IN_LEN = 1024;
+const keyInPointer = wasm.keyInPointer();
+let keyInView = new Uint8Array(wasmMemory.buffer, keyInPointer, KEY_IN_LEN);
+
+/**
+ * Writes `key` to the module's key scratch buffer (src/runtime.rs
+ * `KEY_IN`) when it is ASCII and fits, sparing the allocation and the extra
+ * call of passing a string; returns its length, or -1 (pass it as a string
+ * then). The export that reads it must be called at once.
+ * @param {string} key
+ */
+function keyIn(key) {
+  const n = key.length;
+  if (n > KEY_IN_LEN) return -1;
+  if (keyInView.length === 0) keyInView = new Uint8Array(wasmMemory.buffer, keyInPointer, KEY_IN_LEN);
+  const view = keyInView;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    view[i] = c;
+  }
+  return n;
+}
+
 /**
  * The WebAssembly class `name`, or a RAMPART_UNSUPPORTED error when this
  * build left out the cargo feature that binds it (`scripts/build
@@ -178,4 +202,9 @@ function health() {
   return poisoned;
 }
 
-module.exports = { wasm, bound, run, sync, out, health, pendingCount: () => pending.size };
+/** The error of the synchronous export that just answered 0 (src/runtime.rs `status`). */
+function takeFailure() {
+  return failure(wasm.takeFailure());
+}
+
+module.exports = { wasm, bound, run, sync, out, keyIn, takeFailure, failure, health, pendingCount: () => pending.size };

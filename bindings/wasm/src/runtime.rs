@@ -87,21 +87,71 @@ thread_local! {
     /// `Float64Array` over the module's memory (see `out` in
     /// `lib/runtime.js`). Its address never changes.
     static OUT: RefCell<[f64; OUT_LEN]> = const { RefCell::new([0.0; OUT_LEN]) };
+    /// Bytes handed to Rust without allocating: JavaScript writes a short
+    /// ASCII key here (see `keyIn` in `lib/runtime.js`) and passes its
+    /// length; the export reads it at once ([`read_key_in`]). Its address
+    /// never changes.
+    static KEY_IN: RefCell<[u8; KEY_IN_LEN]> = const { RefCell::new([0; KEY_IN_LEN]) };
+    /// The error of the last synchronous export that answered with a
+    /// [`status`] of 0, until [`take_failure`] takes it.
+    static FAILURE: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
 
-/// How many numbers [`write_out`] holds.
+/// A synchronous export's outcome as one number (no multi-value return,
+/// no exception thrown through wasm frames): 1 for success, 0 for a
+/// failure whose error JavaScript then takes with [`take_failure`].
+#[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
+pub(crate) fn status(result: Result<(), JsValue>) -> u32 {
+    match result {
+        Ok(()) => 1,
+        Err(e) => {
+            FAILURE.with(|f| *f.borrow_mut() = Some(e));
+            0
+        }
+    }
+}
+
+/// The error of the last export that answered with status 0 (see
+/// `status`), once.
+#[wasm_bindgen(js_name = takeFailure)]
+pub fn take_failure() -> JsValue {
+    FAILURE
+        .with(|f| f.borrow_mut().take())
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+/// How many bytes the key scratch buffer holds (a key's longest form).
+pub const KEY_IN_LEN: usize = rampart::MAX_KEY_LEN;
+
+/// The address of the key scratch buffer in the module's memory.
+#[wasm_bindgen(js_name = keyInPointer)]
+pub fn key_in_pointer() -> u32 {
+    KEY_IN.with(|k| k.as_ptr() as usize as u32)
+}
+
+/// Calls `f` with the first `len` bytes JavaScript wrote to the key
+/// scratch buffer, as text: `None` if `len` is out of range or the bytes
+/// are not UTF-8 (the caller then refuses the key; the core validates it).
+#[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
+pub(crate) fn read_key_in<T>(len: u32, f: impl FnOnce(Option<&str>) -> T) -> T {
+    KEY_IN.with(|k| {
+        let k = k.borrow();
+        let text = k
+            .get(..len as usize)
+            .and_then(|b| std::str::from_utf8(b).ok());
+        f(text)
+    })
+}
+
+/// How many numbers [`with_out`] holds.
 pub const OUT_LEN: usize = 64;
 
-/// Writes `values` (at most [`OUT_LEN`]; the rest is dropped) where
-/// JavaScript reads a result's numbers. The caller returns at once, so
-/// JavaScript reads them before anything else writes.
+/// Lets `f` write the numbers JavaScript reads for a result (in place: no
+/// copy). The caller returns at once, so JavaScript reads them before
+/// anything else writes.
 #[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
-pub(crate) fn write_out(values: &[f64]) {
-    OUT.with(|out| {
-        let mut out = out.borrow_mut();
-        let n = values.len().min(OUT_LEN);
-        out[..n].copy_from_slice(&values[..n]);
-    });
+pub(crate) fn with_out(f: impl FnOnce(&mut [f64; OUT_LEN])) {
+    OUT.with(|out| f(&mut out.borrow_mut()));
 }
 
 /// The address of the shared result numbers in the module's memory.
@@ -198,6 +248,21 @@ pub(crate) fn make_error(
     })
 }
 
+/// Refuses a call made from inside an update callback (a store may hold
+/// its lock while the callback runs): every entry that reaches a store
+/// checks this first, [`spawn`] and the synchronous decisions alike.
+///
+/// # Errors
+/// `RAMPART_INVALID_INPUT` inside an update callback.
+pub(crate) fn not_in_callback() -> Result<(), JsValue> {
+    if IN_CALLBACK.get() > 0 {
+        return Err(crate::error::to_js(&rampart::Error::invalid_input(
+            "rampart cannot be called from inside an update callback: compute the change from the value it is given",
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `future` as a task: its value now if it completes on the first
 /// poll, else the `PENDING` sentinel (the value comes later through
 /// `settle`).
@@ -209,11 +274,7 @@ pub(crate) fn spawn<F>(future: F) -> Result<JsValue, JsValue>
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    if IN_CALLBACK.get() > 0 {
-        return Err(crate::error::to_js(&rampart::Error::invalid_input(
-            "rampart cannot be called from inside an update callback: compute the change from the value it is given",
-        )));
-    }
+    not_in_callback()?;
     let id = next_id();
     let mut future: TaskFuture = Box::pin(future);
     let waker = Waker::from(Arc::new(TaskWaker(id)));

@@ -290,6 +290,85 @@ describe('seeded random calls', () => {
   });
 });
 
+describe('hostile arguments to RateLimiter.consume', () => {
+  // On a MemoryStore the limiter decides synchronously (no task: the
+  // figures come back during the call, keys in a scratch buffer when short
+  // and ASCII); on a store adapter it runs the async path. Both must settle
+  // every input alike: same code, same message.
+  const inProcess = (limiter) =>
+    limiter[Object.getOwnPropertySymbols(limiter).find((s) => s.description === 'rampart.limiter.inProcess')];
+  const KEYS = [
+    ...HOSTILE,
+    'k',
+    'é',
+    'ключ',
+    '\u{1F600}',
+    'a\uD800b',
+    '\0',
+    'x'.repeat(1023),
+    'x'.repeat(1024),
+    'x'.repeat(1025),
+    'é'.repeat(512),
+  ];
+  const COSTS = [...HOSTILE, 1, 2, 9];
+  const outcome = async (p) => {
+    assert.ok(p instanceof Promise);
+    try {
+      const d = await p;
+      return `resolved ${Object.keys(d).join(',')}`;
+    } catch (e) {
+      assert.ok(e instanceof RampartError, `rejected with a non-RampartError: ${e}`);
+      assert.ok(ERROR_CODES.includes(e.code) && e.code !== 'RAMPART_PANIC', e.code);
+      return `${e.code}: ${e.message}`;
+    }
+  };
+
+  for (const prefix of [undefined, 'p']) {
+    it(`synchronous and async paths agree on every key and cost (prefix ${prefix})`, async () => {
+      const { memory, adapter } = storesUnderTest();
+      const rule = { algorithm: 'fixed-window', limit: 10, window: 60_000, prefix };
+      const sync = new rampart.RateLimiter({ store: memory, ...rule });
+      const later = new rampart.RateLimiter({ store: adapter, ...rule });
+      assert.equal(inProcess(sync), true);
+      assert.equal(inProcess(later), false);
+      for (const key of KEYS) {
+        for (const cost of [1, 'hostile']) {
+          const costs = cost === 'hostile' ? COSTS : [cost];
+          for (const c of costs) {
+            const label = `consume(${describeValue(key)}, ${describeValue(c)})`;
+            const a = await outcome(sync.consume(key, c));
+            const b = await outcome(later.consume(key, c));
+            assert.equal(a, b, label);
+          }
+        }
+      }
+    });
+  }
+
+  it('an in-process limiter insured by an adapter, or on one, takes the async path', () => {
+    const { memory, adapter } = storesUnderTest();
+    const rule = { algorithm: 'fixed-window', limit: 10, window: 60_000 };
+    assert.equal(inProcess(new rampart.RateLimiter({ store: memory, ...rule, onStoreError: { insurance: adapter } })), false);
+    assert.equal(inProcess(new rampart.RateLimiter({ store: adapter, ...rule, onStoreError: { insurance: memory } })), false);
+    assert.equal(inProcess(new rampart.RateLimiter({ store: memory, ...rule, onStoreError: { insurance: new MemoryStore() } })), true);
+    assert.equal(inProcess(rampart.RateLimiter.preset('api', { store: memory, env: {} })), true);
+  });
+
+  it('a synchronous decision from inside an update callback is refused, not deadlocked', async () => {
+    const { memory } = storesUnderTest();
+    const limiter = new rampart.RateLimiter({ store: memory, limit: 10, window: 60_000 });
+    let inner;
+    const outcomeOf = await memory.update('tk:hostile:limiter', () => {
+      inner = limiter.consume('tk:hostile:limiter');
+      return { keep: true };
+    });
+    assert.equal(outcomeOf.changed, false);
+    await assert.rejects(inner, (e) => e instanceof RampartError && e.code === 'RAMPART_INVALID_INPUT');
+    // And the limiter still decides afterwards.
+    assert.equal((await limiter.consume('tk:hostile:limiter')).allowed, true);
+  });
+});
+
 describe('hostile arguments to Cache', () => {
   const cacheMethods = (k) => ({
     get: [k],
