@@ -284,6 +284,11 @@ describe('RateLimiter over Redis adapters', () => {
       closers.push(() => c.quit());
       return { store: ioredisStore(c), info: () => c.info('commandstats') };
     },
+    'ioredis (enableAutoPipelining)': async () => {
+      const c = new Redis({ host: '127.0.0.1', port: server.port, enableAutoPipelining: true });
+      closers.push(() => c.quit());
+      return { store: ioredisStore(c), info: () => c.info('commandstats') };
+    },
     'node-redis': async () => {
       const c = createClient({ url: server.url });
       await c.connect();
