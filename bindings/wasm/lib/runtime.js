@@ -204,7 +204,8 @@ function health() {
 
 /** The error of the synchronous export that just answered 0 (src/runtime.rs `status`). */
 function takeFailure() {
-  return failure(wasm.takeFailure());
+  const e = wasm.takeFailure();
+  return e === undefined ? new RampartError('RAMPART_BACKEND', 'rampart reported a failure without its error') : failure(e);
 }
 
 module.exports = { wasm, bound, run, sync, out, keyIn, takeFailure, failure, health, pendingCount: () => pending.size };
