@@ -99,6 +99,7 @@ pub fn duration_to_millis(d: Duration) -> f64 {
         d.as_micros() as f64 / 1_000.0
     }
 }
+
 /// A whole number between `min` and `max` (both at most 2^53 - 1).
 ///
 /// ```

@@ -35,10 +35,10 @@ use crate::convert::{
 };
 use crate::error::js;
 use crate::runtime::{not_in_callback, read_key_in, spawn, status, with_out, OUT_LEN};
+use crate::store::StoreHandle;
 
 // A decision with every tier fits in the shared buffer.
 const _: () = assert!(10 + 5 * rampart::limit::MAX_TIERS <= OUT_LEN);
-use crate::store::StoreHandle;
 
 type DynLimiter = Limiter<Arc<dyn Store>>;
 
