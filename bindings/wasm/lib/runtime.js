@@ -75,8 +75,6 @@ function makeError(code, message, temporary, operation, key) {
   return new RampartError(code, message, { temporary, operation, key });
 }
 
-wasm.install(settle, schedule, onPanic, awaitPromise, makeError, PENDING);
-
 /** Poisons the instance after a trap and rejects everything pending. */
 function trap(e) {
   if (poisoned === null) {
@@ -154,6 +152,31 @@ function out() {
   if (outView.length === 0) outView = new Float64Array(wasmMemory.buffer, outPointer, OUT_LEN);
   return outView;
 }
+
+/**
+ * Writes `value.length` then its items to the shared buffer if `value` is
+ * an array of fewer than OUT_LEN safe integers (a script's usual reply:
+ * one call instead of several per item), else -1 (src/runtime.rs
+ * `safe_integers`, which checks them again).
+ */
+function numbers(value) {
+  const o = out();
+  if (!Array.isArray(value) || value.length >= OUT_LEN) {
+    o[0] = -1;
+    return;
+  }
+  for (let i = 0; i < value.length; i++) {
+    const x = value[i];
+    if (!Number.isSafeInteger(x)) {
+      o[0] = -1;
+      return;
+    }
+    o[i + 1] = x;
+  }
+  o[0] = value.length;
+}
+
+wasm.install(settle, schedule, onPanic, awaitPromise, makeError, numbers, PENDING);
 
 const KEY_IN_LEN = 1024;
 const keyInPointer = wasm.keyInPointer();

@@ -217,9 +217,16 @@ fn arg_to_js(a: &Arg) -> JsValue {
         // decimal text beyond 2^53.
         Arg::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => JsValue::from_f64(*i as f64),
         Arg::Int(i) => JsValue::from_str(&i.to_string()),
+        // The limiter passes "" for "the server's time" on every call:
+        // one string made once, not decoded from memory each time.
+        Arg::Str(s) if s.is_empty() => EMPTY.with(Clone::clone),
         Arg::Str(s) => JsValue::from_str(s),
         Arg::Bytes(b) => Uint8Array::from(&b[..]).into(),
     }
+}
+
+thread_local! {
+    static EMPTY: JsValue = JsValue::from_str("");
 }
 
 fn keys_to_js<'a>(keys: impl Iterator<Item = &'a Key>) -> Array {
@@ -591,7 +598,10 @@ impl Store for JsStore {
         let reply = self
             .call(f, "eval", &[script_obj, js_keys.into(), js_args.into()])
             .await;
-        let reply = reply.and_then(|v| to_value(&v, 0));
+        let reply = reply.and_then(|v| match crate::runtime::safe_integers(&v) {
+            Some(ints) => Ok(Value::Array(ints.into_iter().map(Value::Int).collect())),
+            None => to_value(&v, 0),
+        });
         match keys.first() {
             Some(k) => reply.map_err(|e| e.with_key(k)),
             None => reply,

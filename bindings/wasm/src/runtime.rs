@@ -40,6 +40,29 @@ use wasm_bindgen::JsCast;
 
 type TaskFuture = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 
+/// Task and await ids are small integers this module hands out (no input
+/// chooses them): a multiplicative hash spreads them at a fraction of
+/// SipHash's cost, on every await of every store call.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by task or await id.
+type IdMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A task waiting to be polled again, with the waker that names it.
 struct Task {
     future: TaskFuture,
@@ -68,14 +91,18 @@ struct Hooks {
     /// `makeError(code, message, temporary, operation, key)`: a
     /// `RampartError`.
     make_error: Function,
+    /// `numbers(value)`: writes to the shared buffer `value.length`
+    /// followed by its items if `value` is an array of fewer than
+    /// `OUT_LEN` safe integers, else -1 (see [`safe_integers`]).
+    numbers: Function,
     /// What an async export returns when its future is still waiting.
     pending: JsValue,
 }
 
 thread_local! {
     static HOOKS: OnceCell<Hooks> = const { OnceCell::new() };
-    static TASKS: RefCell<HashMap<u32, Task>> = RefCell::new(HashMap::new());
-    static AWAITS: RefCell<HashMap<u32, AwaitSlot>> = RefCell::new(HashMap::new());
+    static TASKS: RefCell<IdMap<Task>> = RefCell::new(IdMap::default());
+    static AWAITS: RefCell<IdMap<AwaitSlot>> = RefCell::new(IdMap::default());
     static NEXT_AWAIT: Cell<u32> = const { Cell::new(0) };
     static READY: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
     static SCHEDULED: Cell<bool> = const { Cell::new(false) };
@@ -154,6 +181,32 @@ pub(crate) fn with_out(f: impl FnOnce(&mut [f64; OUT_LEN])) {
     OUT.with(|out| f(&mut out.borrow_mut()));
 }
 
+/// `value` as integers if it is an array of fewer than [`OUT_LEN`] safe
+/// integers (a script's usual reply), in one call into JavaScript rather
+/// than two or three per item; `None` otherwise (or if JavaScript threw),
+/// and the caller converts it item by item.
+pub(crate) fn safe_integers(value: &JsValue) -> Option<Vec<i64>> {
+    let called = HOOKS.with(|h| h.get().map(|h| h.numbers.call1(&JsValue::NULL, value)));
+    if !matches!(called, Some(Ok(_))) {
+        return None;
+    }
+    OUT.with(|out| {
+        let out = out.borrow();
+        let n = out[0];
+        if !(0.0..OUT_LEN as f64).contains(&n) || n.fract() != 0.0 {
+            return None;
+        }
+        // Checked again here: the module does not take JavaScript's word.
+        out[1..=n as usize]
+            .iter()
+            .map(|&x| {
+                (x.fract() == 0.0 && x.abs() <= crate::convert::MAX_SAFE_INTEGER)
+                    .then_some(x as i64)
+            })
+            .collect()
+    })
+}
+
 /// The address of the shared result numbers in the module's memory.
 #[wasm_bindgen(js_name = outPointer)]
 pub fn out_pointer() -> u32 {
@@ -178,6 +231,7 @@ pub fn install(
     on_panic: JsValue,
     await_promise: JsValue,
     make_error: JsValue,
+    numbers: JsValue,
     pending: JsValue,
 ) -> Result<(), JsValue> {
     let function = |v: JsValue, name: &str| {
@@ -193,6 +247,7 @@ pub fn install(
         on_panic: function(on_panic, "onPanic")?,
         await_promise: function(await_promise, "awaitPromise")?,
         make_error: function(make_error, "makeError")?,
+        numbers: function(numbers, "numbers")?,
         pending,
     };
     HOOKS.with(|h| h.set(hooks)).map_err(|_| {
