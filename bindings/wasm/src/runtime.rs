@@ -91,10 +91,9 @@ struct Hooks {
     /// `makeError(code, message, temporary, operation, key)`: a
     /// `RampartError`.
     make_error: Function,
-    /// `numbers(value)`: writes to the shared buffer `value.length`
-    /// followed by its items if `value` is an array of fewer than
-    /// `OUT_LEN` safe integers, else -1 (see [`safe_integers`]).
-    numbers: Function,
+    /// `reply(value, ints)`: a store adapter's reply made plain (see
+    /// [`adapter_reply`]).
+    reply: Function,
     /// What an async export returns when its future is still waiting.
     pending: JsValue,
 }
@@ -181,29 +180,53 @@ pub(crate) fn with_out(f: impl FnOnce(&mut [f64; OUT_LEN])) {
     OUT.with(|out| f(&mut out.borrow_mut()));
 }
 
-/// `value` as integers if it is an array of fewer than [`OUT_LEN`] safe
-/// integers (a script's usual reply), in one call into JavaScript rather
-/// than two or three per item; `None` otherwise (or if JavaScript threw),
-/// and the caller converts it item by item.
-pub(crate) fn safe_integers(value: &JsValue) -> Option<Vec<i64>> {
-    let called = HOOKS.with(|h| h.get().map(|h| h.numbers.call1(&JsValue::NULL, value)));
-    if !matches!(called, Some(Ok(_))) {
-        return None;
-    }
+/// A store adapter's reply, as [`adapter_reply`] hands it over.
+pub(crate) enum Reply {
+    /// An array of fewer than [`OUT_LEN`] safe integers (a script's usual
+    /// reply), read in one call rather than two or three per item.
+    Ints(Vec<i64>),
+    /// Anything else, as plain data: arrays and `Uint8Array`s copied by
+    /// JavaScript, so no getter or proxy of the adapter's runs while Rust
+    /// reads it.
+    Plain(JsValue),
+}
+
+/// An adapter's reply made safe to read: reading a JavaScript value from
+/// Rust calls into JavaScript, and an exception thrown there (an item
+/// getter, a proxy trap) would unwind through the module's frames, skipping
+/// their cleanup. `lib/runtime.js` copies the reply inside a `try` instead
+/// (and, with `ints`, passes an array of safe integers through the shared
+/// buffer). What the copy threw is the error.
+pub(crate) fn adapter_reply(value: &JsValue, ints: bool) -> Result<Reply, JsValue> {
+    let called = HOOKS.with(|h| {
+        h.get().map(|h| {
+            h.reply
+                .call2(&JsValue::NULL, value, &JsValue::from_bool(ints))
+        })
+    });
+    let plain = match called {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(e),
+        None => return Err(JsValue::from_str("the rampart runtime is not installed")),
+    };
     OUT.with(|out| {
         let out = out.borrow();
         let n = out[0];
-        if !(0.0..OUT_LEN as f64).contains(&n) || n.fract() != 0.0 {
-            return None;
+        if n == -2.0 {
+            return Err(plain); // what copying threw
+        }
+        if !(ints && (0.0..OUT_LEN as f64).contains(&n) && n.fract() == 0.0) {
+            return Ok(Reply::Plain(plain));
         }
         // Checked again here: the module does not take JavaScript's word.
-        out[1..=n as usize]
+        let items: Option<Vec<i64>> = out[1..=n as usize]
             .iter()
             .map(|&x| {
                 (x.fract() == 0.0 && x.abs() <= crate::convert::MAX_SAFE_INTEGER)
                     .then_some(x as i64)
             })
-            .collect()
+            .collect();
+        Ok(items.map_or(Reply::Plain(plain), Reply::Ints))
     })
 }
 
@@ -231,7 +254,7 @@ pub fn install(
     on_panic: JsValue,
     await_promise: JsValue,
     make_error: JsValue,
-    numbers: JsValue,
+    reply: JsValue,
     pending: JsValue,
 ) -> Result<(), JsValue> {
     let function = |v: JsValue, name: &str| {
@@ -247,7 +270,7 @@ pub fn install(
         on_panic: function(on_panic, "onPanic")?,
         await_promise: function(await_promise, "awaitPromise")?,
         make_error: function(make_error, "makeError")?,
-        numbers: function(numbers, "numbers")?,
+        reply: function(reply, "reply")?,
         pending,
     };
     HOOKS.with(|h| h.set(hooks)).map_err(|_| {

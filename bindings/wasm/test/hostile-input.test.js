@@ -270,6 +270,48 @@ describe('hostile store adapters', () => {
   });
 });
 
+describe('hostile script replies', () => {
+  // A reply of safe integers is read in one call (src/runtime.rs
+  // safe_integers); anything else, item by item. Either way: a decision or
+  // a coded rejection, never a panic.
+  const throwing = [1, 2, 3];
+  Object.defineProperty(throwing, 1, {
+    get() {
+      throw new Error('hostile item');
+    },
+  });
+  const replies = [
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, 0],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, 0.5],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, 2 ** 53],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, -0],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, NaN],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, '0'],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, Buffer.from('0')],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, -1],
+    Array.from({ length: 63 }, () => 1),
+    Array.from({ length: 64 }, () => 1),
+    Array.from({ length: 100_000 }, () => 1),
+    new Proxy([1, 2, 3], {}),
+    throwing,
+    [],
+  ];
+  it('every reply becomes a decision or a coded rejection', async () => {
+    for (const reply of replies) {
+      const adapter = {
+        get() {}, set() {}, delete() {}, ttl() {}, compareAndSwap() {}, scan() {},
+        eval: () => Promise.resolve(reply),
+      };
+      const limiter = new rampart.RateLimiter({ store: Store.fromAdapter(adapter), algorithm: 'fixed-window', limit: 10, window: 60_000 });
+      await settlesWell(`eval -> ${describeValue(reply)}`, () => limiter.consume('k'));
+    }
+    const ok = { get() {}, set() {}, delete() {}, ttl() {}, compareAndSwap() {}, scan() {}, eval: () => Promise.resolve(replies[0]) };
+    const d = await new rampart.RateLimiter({ store: Store.fromAdapter(ok), algorithm: 'fixed-window', limit: 10, window: 60_000 }).consume('k');
+    assert.equal(d.allowed, true);
+    assert.equal(d.remaining, 5);
+  });
+});
+
 describe('seeded random calls', () => {
   it('2000 random calls with random hostile arguments', async () => {
     let seed = 0x5eed;
