@@ -246,6 +246,11 @@ export interface StoreAdapter {
 export interface IoredisClient {
   call(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>;
   callBuffer(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>;
+  /** Used instead of callBuffer when present (callBuffer breaks under enableAutoPipelining). */
+  evalshaBuffer?(sha1: string, numkeys: string, ...args: Array<string | Buffer>): Promise<unknown>;
+  evalBuffer?(script: string, numkeys: string, ...args: Array<string | Buffer>): Promise<unknown>;
+  getBuffer?(key: string): Promise<unknown>;
+  mgetBuffer?(...keys: string[]): Promise<unknown>;
 }
 
 /** The part of a node-redis client the adapter uses (redis 4+). */

@@ -3,7 +3,7 @@
 // Decisions cross the boundary packed in one Float64Array (layout in
 // src/limiter.rs); headers are rendered by the core.
 
-const { bound, run, sync, out } = require('./runtime');
+const { bound, run, sync, out, keyIn, takeFailure, failure, health } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 const { RampartError, invalidInput } = require('./errors');
@@ -11,6 +11,8 @@ const { RampartError, invalidInput } = require('./errors');
 const SOURCES = Object.freeze(['store', 'block-cache', 'fail-open', 'fail-closed', 'insurance']);
 const RENDERED = Symbol('rampart.renderedHeaders');
 const INNER = Symbol('rampart.limiter');
+/** Whether the limiter's stores are all in process (it decides synchronously). */
+const NOW = Symbol('rampart.limiter.inProcess');
 
 const ms = (x) => (x < 0 ? null : x);
 
@@ -107,6 +109,32 @@ function badConsume(key, cost) {
   return new RampartError('RAMPART_INVALID_KEY', 'a rate-limit key holds a lone UTF-16 surrogate, which has no UTF-8 form');
 }
 
+/**
+ * consume on a limiter whose stores are in process: the core decides
+ * during the call (no task, no pending promise), and the promise returned
+ * is already resolved, or rejected with the same errors as on the async
+ * path. `key` is a string and `cost` a number.
+ */
+function consumeNow(inner, key, cost) {
+  const poisoned = health();
+  if (poisoned !== null) return Promise.reject(poisoned);
+  let decided;
+  try {
+    const n = keyIn(key);
+    if (n >= 0) {
+      decided = inner.consumeKeyIn(n, cost);
+    } else if (key.isWellFormed()) {
+      decided = inner.consumeNow(key, cost);
+    } else {
+      return Promise.reject(badConsume(key, cost));
+    }
+    if (decided === 0) return Promise.reject(takeFailure());
+  } catch (e) {
+    return Promise.reject(failure(e));
+  }
+  return Promise.resolve(unpack(undefined));
+}
+
 /** Rate limiting with the core's algorithms, on any Store. */
 class RateLimiter {
   /**
@@ -134,6 +162,7 @@ class RateLimiter {
         extras.free();
       }
     });
+    this[NOW] = this[INNER].inProcess;
   }
 
   /**
@@ -163,6 +192,7 @@ class RateLimiter {
         extras.free();
       }
     });
+    limiter[NOW] = limiter[INNER].inProcess;
     return limiter;
   }
 
@@ -177,9 +207,11 @@ class RateLimiter {
    * has the core render the headers along with the decision.
    */
   consume(key, cost = 1, headerOptions) {
-    if (typeof key !== 'string' || typeof cost !== 'number' || !key.isWellFormed()) {
+    if (typeof key !== 'string' || typeof cost !== 'number') {
       return Promise.reject(badConsume(key, cost));
     }
+    if (headerOptions === undefined && this[NOW]) return consumeNow(this[INNER], key, cost);
+    if (!key.isWellFormed()) return Promise.reject(badConsume(key, cost));
     if (headerOptions === undefined) {
       return run(() => this[INNER].consume(key, cost), () => unpack(undefined));
     }

@@ -22,7 +22,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::convert::{check_value_len, describe, MAX_SAFE_INTEGER};
 use crate::error::from_js;
-use crate::runtime::JsAwait;
+use crate::runtime::{adapter_reply, JsAwait, Reply};
 
 /// How deep a script reply may nest (a cyclic array must not overflow the
 /// stack).
@@ -155,6 +155,9 @@ fn reply_int(v: &JsValue, op: &'static str) -> Result<i64> {
     Err(bad_reply(op, "an exact integer", v))
 }
 
+/// A field of an adapter's reply object. Replies reach Rust as plain
+/// copies made by `lib/runtime.js` (`plain`), which copies objects through
+/// its `REPLY_FIELDS`: a field read here must be listed there.
 fn prop(obj: &JsValue, name: &str, op: &'static str) -> Result<JsValue> {
     if !obj.is_object() {
         return Err(bad_reply(op, "an object", obj));
@@ -217,9 +220,16 @@ fn arg_to_js(a: &Arg) -> JsValue {
         // decimal text beyond 2^53.
         Arg::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => JsValue::from_f64(*i as f64),
         Arg::Int(i) => JsValue::from_str(&i.to_string()),
+        // The limiter passes "" for "the server's time" on every call:
+        // one string made once, not decoded from memory each time.
+        Arg::Str(s) if s.is_empty() => EMPTY.with(Clone::clone),
         Arg::Str(s) => JsValue::from_str(s),
         Arg::Bytes(b) => Uint8Array::from(&b[..]).into(),
     }
+}
+
+thread_local! {
+    static EMPTY: JsValue = JsValue::from_str("");
 }
 
 fn keys_to_js<'a>(keys: impl Iterator<Item = &'a Key>) -> Array {
@@ -273,6 +283,22 @@ impl JsStore {
 
     /// Calls `f` with `args` and waits for its promise (or value).
     async fn call(&self, f: &Function, op: &'static str, args: &[JsValue]) -> Result<JsValue> {
+        match self.call_reply(f, op, args, false).await? {
+            Reply::Plain(v) => Ok(v),
+            // Not asked for: never made.
+            Reply::Ints(_) => Err(Error::backend("an unexpected reply form").with_operation(op)),
+        }
+    }
+
+    /// [`call`](Self::call), the reply made plain ([`adapter_reply`]); with
+    /// `ints`, an array of safe integers comes back as [`Reply::Ints`].
+    async fn call_reply(
+        &self,
+        f: &Function,
+        op: &'static str,
+        args: &[JsValue],
+        ints: bool,
+    ) -> Result<Reply> {
         let returned = match args {
             [] => f.call0(&self.this),
             [a] => f.call1(&self.this, a),
@@ -284,7 +310,8 @@ impl JsStore {
         .map_err(|e| from_js(&e, op))?;
         // A promise, any thenable, or a plain value: JavaScript adopts it
         // the way `await` does.
-        JsAwait::new(returned).await.map_err(|e| from_js(&e, op))
+        let v = JsAwait::new(returned).await.map_err(|e| from_js(&e, op))?;
+        adapter_reply(&v, ints).map_err(|e| from_js(&e, op))
     }
 
     async fn call_key(
@@ -589,9 +616,17 @@ impl Store for JsStore {
         let js_keys = keys_to_js(keys.iter().copied());
         let js_args: Array = args.iter().map(arg_to_js).collect();
         let reply = self
-            .call(f, "eval", &[script_obj, js_keys.into(), js_args.into()])
+            .call_reply(
+                f,
+                "eval",
+                &[script_obj, js_keys.into(), js_args.into()],
+                true,
+            )
             .await;
-        let reply = reply.and_then(|v| to_value(&v, 0));
+        let reply = reply.and_then(|r| match r {
+            Reply::Ints(ints) => Ok(Value::Array(ints.into_iter().map(Value::Int).collect())),
+            Reply::Plain(v) => to_value(&v, 0),
+        });
         match keys.first() {
             Some(k) => reply.map_err(|e| e.with_key(k)),
             None => reply,

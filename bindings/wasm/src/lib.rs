@@ -14,7 +14,10 @@
 //!   ioredis and node-redis adapters, or the user's own).
 //! * `RateLimiter`: the core's [`rampart::limit::Limiter`] over any of
 //!   those stores; decisions cross the boundary as numbers in a shared
-//!   buffer, and headers are rendered by the core.
+//!   buffer, and headers are rendered by the core. On the core's
+//!   `MemoryStore`, `consume` is a synchronous export (no task, the key
+//!   in a scratch buffer when short and ASCII): the core decides in place
+//!   before the first poll, and `lib/limiter.js` returns a settled promise.
 //! * `Locks`: the core's distributed locks ([`rampart::lock::Locks`]):
 //!   token-checked, fenced, with the watchdog of `withLock`.
 //! * `Sessions`: the core's server-side sessions ([`rampart::session`]):

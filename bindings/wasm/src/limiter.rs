@@ -13,8 +13,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use js_sys::{Array, Reflect};
@@ -31,8 +34,11 @@ use crate::convert::{
     well_formed_string, MAX_SAFE_INTEGER,
 };
 use crate::error::js;
-use crate::runtime::{spawn, write_out};
+use crate::runtime::{not_in_callback, read_key_in, spawn, status, with_out, OUT_LEN};
 use crate::store::StoreHandle;
+
+// A decision with every tier fits in the shared buffer.
+const _: () = assert!(10 + 5 * rampart::limit::MAX_TIERS <= OUT_LEN);
 
 type DynLimiter = Limiter<Arc<dyn Store>>;
 
@@ -175,6 +181,7 @@ impl Headers {
     }
 }
 
+#[inline(always)]
 fn source_index(s: DecisionSource) -> f64 {
     match s {
         DecisionSource::Store => 0.0,
@@ -186,40 +193,39 @@ fn source_index(s: DecisionSource) -> f64 {
     }
 }
 
+#[inline(always)]
 fn opt_ms(d: Option<Duration>) -> f64 {
     d.map_or(-1.0, duration_to_millis)
 }
 
 /// Writes a decision's figures where `lib/limiter.js` reads them
-/// ([`crate::runtime::write_out`]); resolves to `undefined`, or to the
+/// ([`crate::runtime::with_out`]); resolves to `undefined`, or to the
 /// headers the core rendered.
 fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
-    let tiers = d.tiers();
-    let n = tiers.len();
-    let mut out = [0.0f64; 10 + 5 * rampart::limit::MAX_TIERS];
-    out[..10].copy_from_slice(&[
-        f64::from(u8::from(d.allowed)),
-        d.limit as f64,
-        d.remaining as f64,
-        duration_to_millis(d.reset_after),
-        opt_ms(d.retry_after),
-        duration_to_millis(d.window),
-        d.at.as_micros() as f64 / 1_000.0,
-        d.blocked_until
-            .map_or(-1.0, |t| t.as_micros() as f64 / 1_000.0),
-        source_index(d.source),
-        n as f64,
-    ]);
-    for (i, t) in tiers.enumerate() {
-        out[10 + 5 * i..15 + 5 * i].copy_from_slice(&[
-            t.limit as f64,
-            t.remaining as f64,
-            duration_to_millis(t.reset_after),
-            opt_ms(t.retry_after),
-            duration_to_millis(t.window),
-        ]);
-    }
-    write_out(&out[..10 + 5 * n]);
+    with_out(|out| {
+        out[0] = f64::from(u8::from(d.allowed));
+        out[1] = d.limit as f64;
+        out[2] = d.remaining as f64;
+        out[3] = duration_to_millis(d.reset_after);
+        out[4] = opt_ms(d.retry_after);
+        out[5] = duration_to_millis(d.window);
+        out[6] = d.at.as_micros() as f64 / 1_000.0;
+        out[7] = d
+            .blocked_until
+            .map_or(-1.0, |t| t.as_micros() as f64 / 1_000.0);
+        out[8] = source_index(d.source);
+        let mut n = 0;
+        // At most MAX_TIERS (4) tiers: 10 + 5 * 4 numbers fit in OUT_LEN.
+        for (t, slot) in d.tiers().zip(out[10..].chunks_exact_mut(5)) {
+            slot[0] = t.limit as f64;
+            slot[1] = t.remaining as f64;
+            slot[2] = duration_to_millis(t.reset_after);
+            slot[3] = opt_ms(t.retry_after);
+            slot[4] = duration_to_millis(t.window);
+            n += 1;
+        }
+        out[9] = f64::from(n);
+    });
     match headers {
         None => JsValue::UNDEFINED,
         Some(h) => h.render(d).into(),
@@ -242,10 +248,21 @@ fn amount(v: &JsValue, what: &str) -> Result<u64, JsValue> {
 /// store): set on this, then passed by reference to `RateLimiter.create`
 /// (wasm-bindgen takes `&T` arguments but not `Option<&T>`).
 #[wasm_bindgen(js_name = LimiterExtras)]
-#[derive(Default)]
 pub struct LimiterExtras {
     clock: Option<rampart::SharedClock>,
     insurance: Option<Arc<dyn Store>>,
+    /// Whether `insurance` is absent or in process.
+    insurance_in_process: bool,
+}
+
+impl Default for LimiterExtras {
+    fn default() -> Self {
+        LimiterExtras {
+            clock: None,
+            insurance: None,
+            insurance_in_process: true,
+        }
+    }
 }
 
 #[wasm_bindgen(js_class = LimiterExtras)]
@@ -264,6 +281,7 @@ impl LimiterExtras {
     #[wasm_bindgen(js_name = setInsurance)]
     pub fn set_insurance(&mut self, store: &StoreHandle) {
         self.insurance = Some(store.store());
+        self.insurance_in_process = store.in_process();
     }
 }
 
@@ -272,6 +290,8 @@ impl LimiterExtras {
 pub struct RateLimiterHandle {
     id: u32,
     limiter: Rc<DynLimiter>,
+    /// Every store it may call is in process: decisions never wait.
+    in_process: bool,
 }
 
 #[wasm_bindgen(js_class = RateLimiter)]
@@ -394,6 +414,43 @@ impl RateLimiterHandle {
             let d = limiter.consume(&key, cost).await.map_err(js)?;
             Ok(reply(&d, None))
         })
+    }
+
+    /// Whether every store this limiter may call is in process (the
+    /// core's `MemoryStore`), so [`consume_now`](Self::consume_now) and
+    /// [`consume_key_in`](Self::consume_key_in) may be used.
+    #[wasm_bindgen(getter, js_name = inProcess)]
+    pub fn in_process(&self) -> bool {
+        self.in_process
+    }
+
+    /// [`consume`](Self::consume) decided synchronously, for a limiter
+    /// whose stores are in process: 1 with the figures in the shared
+    /// buffer (`lib/limiter.js` wraps them in a resolved promise), or 0
+    /// with the error left for `takeFailure`. No task, no promise, no
+    /// allocation beyond the key.
+    #[wasm_bindgen(js_name = consumeNow)]
+    pub fn consume_now(&self, id: &str, cost_units: f64) -> u32 {
+        status(
+            self.limiter
+                .key(id)
+                .map_err(js)
+                .and_then(|key| self.decide_now(&key, cost_units)),
+        )
+    }
+
+    /// [`consume_now`](Self::consume_now) for a key JavaScript wrote to
+    /// the key scratch buffer (`len` bytes; short ASCII keys), sparing the
+    /// allocation and the call that passing a string costs.
+    #[wasm_bindgen(js_name = consumeKeyIn)]
+    pub fn consume_key_in(&self, len: u32, cost_units: f64) -> u32 {
+        let key = read_key_in(len, |text| match text {
+            Some(text) => self.limiter.key(text).map_err(js),
+            None => Err(js(Error::invalid_key(
+                "a rate-limit key must be UTF-8 text",
+            ))),
+        });
+        status(key.and_then(|key| self.decide_now(&key, cost_units)))
     }
 
     /// [`consume`](Self::consume), resolving to the headers the core
@@ -524,6 +581,33 @@ impl RateLimiterHandle {
         key_for(&self.limiter, id)
     }
 
+    /// One consume, polled once: on in-process stores the core answers
+    /// before the first poll ([`rampart::Store::update_local`]), or, on
+    /// its fallback path, within it (nothing awaits JavaScript).
+    fn decide_now(&self, key: &Key, cost_units: f64) -> Result<(), JsValue> {
+        let cost = cost(cost_units)?;
+        if !self.in_process {
+            return Err(js(Error::invalid_input(
+                "consumeNow needs a limiter whose stores are in process",
+            )));
+        }
+        not_in_callback()?;
+        let mut decision = self.limiter.consume(key, cost);
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut decision).poll(&mut cx) {
+            Poll::Ready(Ok(d)) => {
+                reply(&d, None);
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(js(e)),
+            // Unreachable while every store is in process. Not retried on
+            // the async path: the first poll may have counted already.
+            Poll::Pending => Err(js(Error::backend(
+                "an in-process decision did not complete synchronously",
+            ))),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn build(
         store: &StoreHandle,
@@ -578,7 +662,11 @@ impl RateLimiterHandle {
             id
         });
         LIMITERS.with(|m| m.borrow_mut().insert(id, Rc::downgrade(&limiter)));
-        Ok(RateLimiterHandle { id, limiter })
+        Ok(RateLimiterHandle {
+            id,
+            limiter,
+            in_process: store.in_process() && extras.insurance_in_process,
+        })
     }
 }
 

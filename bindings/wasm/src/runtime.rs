@@ -40,6 +40,29 @@ use wasm_bindgen::JsCast;
 
 type TaskFuture = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 
+/// Task and await ids are small integers this module hands out (no input
+/// chooses them): a multiplicative hash spreads them at a fraction of
+/// SipHash's cost, on every await of every store call.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by task or await id.
+type IdMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A task waiting to be polled again, with the waker that names it.
 struct Task {
     future: TaskFuture,
@@ -68,14 +91,17 @@ struct Hooks {
     /// `makeError(code, message, temporary, operation, key)`: a
     /// `RampartError`.
     make_error: Function,
+    /// `reply(value, ints)`: a store adapter's reply made plain (see
+    /// [`adapter_reply`]).
+    reply: Function,
     /// What an async export returns when its future is still waiting.
     pending: JsValue,
 }
 
 thread_local! {
     static HOOKS: OnceCell<Hooks> = const { OnceCell::new() };
-    static TASKS: RefCell<HashMap<u32, Task>> = RefCell::new(HashMap::new());
-    static AWAITS: RefCell<HashMap<u32, AwaitSlot>> = RefCell::new(HashMap::new());
+    static TASKS: RefCell<IdMap<Task>> = RefCell::new(IdMap::default());
+    static AWAITS: RefCell<IdMap<AwaitSlot>> = RefCell::new(IdMap::default());
     static NEXT_AWAIT: Cell<u32> = const { Cell::new(0) };
     static READY: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
     static SCHEDULED: Cell<bool> = const { Cell::new(false) };
@@ -87,21 +113,121 @@ thread_local! {
     /// `Float64Array` over the module's memory (see `out` in
     /// `lib/runtime.js`). Its address never changes.
     static OUT: RefCell<[f64; OUT_LEN]> = const { RefCell::new([0.0; OUT_LEN]) };
+    /// Bytes handed to Rust without allocating: JavaScript writes a short
+    /// ASCII key here (see `keyIn` in `lib/runtime.js`) and passes its
+    /// length; the export reads it at once ([`read_key_in`]). Its address
+    /// never changes.
+    static KEY_IN: RefCell<[u8; KEY_IN_LEN]> = const { RefCell::new([0; KEY_IN_LEN]) };
+    /// The error of the last synchronous export that answered with a
+    /// [`status`] of 0, until [`take_failure`] takes it.
+    static FAILURE: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
 
-/// How many numbers [`write_out`] holds.
+/// A synchronous export's outcome as one number (no multi-value return,
+/// no exception thrown through wasm frames): 1 for success, 0 for a
+/// failure whose error JavaScript then takes with [`take_failure`].
+#[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
+pub(crate) fn status(result: Result<(), JsValue>) -> u32 {
+    match result {
+        Ok(()) => 1,
+        Err(e) => {
+            FAILURE.with(|f| *f.borrow_mut() = Some(e));
+            0
+        }
+    }
+}
+
+/// The error of the last export that answered with status 0 (see
+/// `status`), once.
+#[wasm_bindgen(js_name = takeFailure)]
+pub fn take_failure() -> JsValue {
+    FAILURE
+        .with(|f| f.borrow_mut().take())
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+/// How many bytes the key scratch buffer holds (a key's longest form).
+pub const KEY_IN_LEN: usize = rampart::MAX_KEY_LEN;
+
+/// The address of the key scratch buffer in the module's memory.
+#[wasm_bindgen(js_name = keyInPointer)]
+pub fn key_in_pointer() -> u32 {
+    KEY_IN.with(|k| k.as_ptr() as usize as u32)
+}
+
+/// Calls `f` with the first `len` bytes JavaScript wrote to the key
+/// scratch buffer, as text: `None` if `len` is out of range or the bytes
+/// are not UTF-8 (the caller then refuses the key; the core validates it).
+#[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
+pub(crate) fn read_key_in<T>(len: u32, f: impl FnOnce(Option<&str>) -> T) -> T {
+    KEY_IN.with(|k| {
+        let k = k.borrow();
+        let text = k
+            .get(..len as usize)
+            .and_then(|b| std::str::from_utf8(b).ok());
+        f(text)
+    })
+}
+
+/// How many numbers [`with_out`] holds.
 pub const OUT_LEN: usize = 64;
 
-/// Writes `values` (at most [`OUT_LEN`]; the rest is dropped) where
-/// JavaScript reads a result's numbers. The caller returns at once, so
-/// JavaScript reads them before anything else writes.
+/// Lets `f` write the numbers JavaScript reads for a result (in place: no
+/// copy). The caller returns at once, so JavaScript reads them before
+/// anything else writes.
 #[cfg_attr(not(feature = "limiter"), allow(dead_code))] // only decisions use it
-pub(crate) fn write_out(values: &[f64]) {
-    OUT.with(|out| {
-        let mut out = out.borrow_mut();
-        let n = values.len().min(OUT_LEN);
-        out[..n].copy_from_slice(&values[..n]);
+pub(crate) fn with_out(f: impl FnOnce(&mut [f64; OUT_LEN])) {
+    OUT.with(|out| f(&mut out.borrow_mut()));
+}
+
+/// A store adapter's reply, as [`adapter_reply`] hands it over.
+pub(crate) enum Reply {
+    /// An array of fewer than [`OUT_LEN`] safe integers (a script's usual
+    /// reply), read in one call rather than two or three per item.
+    Ints(Vec<i64>),
+    /// Anything else, as plain data: arrays and `Uint8Array`s copied by
+    /// JavaScript, so no getter or proxy of the adapter's runs while Rust
+    /// reads it.
+    Plain(JsValue),
+}
+
+/// An adapter's reply made safe to read: reading a JavaScript value from
+/// Rust calls into JavaScript, and an exception thrown there (an item
+/// getter, a proxy trap) would unwind through the module's frames, skipping
+/// their cleanup. `lib/runtime.js` copies the reply inside a `try` instead
+/// (and, with `ints`, passes an array of safe integers through the shared
+/// buffer). What the copy threw is the error.
+pub(crate) fn adapter_reply(value: &JsValue, ints: bool) -> Result<Reply, JsValue> {
+    let called = HOOKS.with(|h| {
+        h.get().map(|h| {
+            h.reply
+                .call2(&JsValue::NULL, value, &JsValue::from_bool(ints))
+        })
     });
+    let plain = match called {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(e),
+        None => return Err(JsValue::from_str("the rampart runtime is not installed")),
+    };
+    OUT.with(|out| {
+        let out = out.borrow();
+        let n = out[0];
+        if n == -2.0 {
+            return Err(plain); // what copying threw
+        }
+        if !(ints && (0.0..OUT_LEN as f64).contains(&n) && n.fract() == 0.0) {
+            return Ok(Reply::Plain(plain));
+        }
+        // Checked again here: the module does not take JavaScript's word.
+        let items: Option<Vec<i64>> = out[1..=n as usize]
+            .iter()
+            .map(|&x| {
+                (x.fract() == 0.0 && x.abs() <= crate::convert::MAX_SAFE_INTEGER)
+                    .then_some(x as i64)
+            })
+            .collect();
+        Ok(items.map_or(Reply::Plain(plain), Reply::Ints))
+    })
 }
 
 /// The address of the shared result numbers in the module's memory.
@@ -128,6 +254,7 @@ pub fn install(
     on_panic: JsValue,
     await_promise: JsValue,
     make_error: JsValue,
+    reply: JsValue,
     pending: JsValue,
 ) -> Result<(), JsValue> {
     let function = |v: JsValue, name: &str| {
@@ -143,6 +270,7 @@ pub fn install(
         on_panic: function(on_panic, "onPanic")?,
         await_promise: function(await_promise, "awaitPromise")?,
         make_error: function(make_error, "makeError")?,
+        reply: function(reply, "reply")?,
         pending,
     };
     HOOKS.with(|h| h.set(hooks)).map_err(|_| {
@@ -198,6 +326,21 @@ pub(crate) fn make_error(
     })
 }
 
+/// Refuses a call made from inside an update callback (a store may hold
+/// its lock while the callback runs): every entry that reaches a store
+/// checks this first, [`spawn`] and the synchronous decisions alike.
+///
+/// # Errors
+/// `RAMPART_INVALID_INPUT` inside an update callback.
+pub(crate) fn not_in_callback() -> Result<(), JsValue> {
+    if IN_CALLBACK.get() > 0 {
+        return Err(crate::error::to_js(&rampart::Error::invalid_input(
+            "rampart cannot be called from inside an update callback: compute the change from the value it is given",
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `future` as a task: its value now if it completes on the first
 /// poll, else the `PENDING` sentinel (the value comes later through
 /// `settle`).
@@ -209,11 +352,7 @@ pub(crate) fn spawn<F>(future: F) -> Result<JsValue, JsValue>
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    if IN_CALLBACK.get() > 0 {
-        return Err(crate::error::to_js(&rampart::Error::invalid_input(
-            "rampart cannot be called from inside an update callback: compute the change from the value it is given",
-        )));
-    }
+    not_in_callback()?;
     let id = next_id();
     let mut future: TaskFuture = Box::pin(future);
     let waker = Waker::from(Arc::new(TaskWaker(id)));

@@ -33,6 +33,9 @@ const MAX_ENTRIES: u64 = 100_000_000;
 #[wasm_bindgen(js_name = Store)]
 pub struct StoreHandle {
     store: Arc<dyn Store>,
+    /// The core's `MemoryStore`: every operation completes without
+    /// awaiting anything (no JavaScript is called).
+    in_process: bool,
 }
 
 fn max_entries(v: &JsValue) -> Result<usize, JsValue> {
@@ -110,7 +113,7 @@ impl StoreHandle {
         let store = MemoryStore::builder()
             .max_entries(max_entries(&max_entries_opt)?)
             .build();
-        Ok(Self::wrap(store))
+        Ok(Self::wrap(store, true))
     }
 
     /// The core's in-process store following `clock` (tests).
@@ -123,13 +126,15 @@ impl StoreHandle {
             .max_entries(max_entries(&max_entries_opt)?)
             .clock(clock.shared())
             .build();
-        Ok(Self::wrap(store))
+        Ok(Self::wrap(store, true))
     }
 
     /// A store over a JavaScript object implementing the store interface.
     #[wasm_bindgen(js_name = fromAdapter)]
     pub fn from_adapter(adapter: JsValue) -> Result<StoreHandle, JsValue> {
-        JsStore::new(adapter).map(Self::wrap).map_err(js)
+        JsStore::new(adapter)
+            .map(|s| Self::wrap(s, false))
+            .map_err(js)
     }
 
     /// `[scripting, pubsub, serverClock, atomicUpdate]`.
@@ -487,10 +492,17 @@ impl SubscriptionHandle {
 }
 
 impl StoreHandle {
-    fn wrap(store: impl Store + 'static) -> Self {
+    fn wrap(store: impl Store + 'static, in_process: bool) -> Self {
         Self {
             store: Arc::new(store),
+            in_process,
         }
+    }
+
+    /// Whether this is the core's `MemoryStore`, whose operations never
+    /// wait (a limiter on it decides synchronously).
+    pub fn in_process(&self) -> bool {
+        self.in_process
     }
 
     /// The store, for the classes built on it (limiter, cache, ...).

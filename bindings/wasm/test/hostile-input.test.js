@@ -270,6 +270,48 @@ describe('hostile store adapters', () => {
   });
 });
 
+describe('hostile script replies', () => {
+  // A reply of safe integers is read in one call (src/runtime.rs
+  // safe_integers); anything else, item by item. Either way: a decision or
+  // a coded rejection, never a panic.
+  const throwing = [1, 2, 3];
+  Object.defineProperty(throwing, 1, {
+    get() {
+      throw new Error('hostile item');
+    },
+  });
+  const replies = [
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, 0],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, 0.5],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, 2 ** 53],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, -0],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, NaN],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, '0'],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, Buffer.from('0')],
+    [1, 1_700_000_000_000_000, 0, 5, 60_000_000, -1],
+    Array.from({ length: 63 }, () => 1),
+    Array.from({ length: 64 }, () => 1),
+    Array.from({ length: 100_000 }, () => 1),
+    new Proxy([1, 2, 3], {}),
+    throwing,
+    [],
+  ];
+  it('every reply becomes a decision or a coded rejection', async () => {
+    for (const reply of replies) {
+      const adapter = {
+        get() {}, set() {}, delete() {}, ttl() {}, compareAndSwap() {}, scan() {},
+        eval: () => Promise.resolve(reply),
+      };
+      const limiter = new rampart.RateLimiter({ store: Store.fromAdapter(adapter), algorithm: 'fixed-window', limit: 10, window: 60_000 });
+      await settlesWell(`eval -> ${describeValue(reply)}`, () => limiter.consume('k'));
+    }
+    const ok = { get() {}, set() {}, delete() {}, ttl() {}, compareAndSwap() {}, scan() {}, eval: () => Promise.resolve(replies[0]) };
+    const d = await new rampart.RateLimiter({ store: Store.fromAdapter(ok), algorithm: 'fixed-window', limit: 10, window: 60_000 }).consume('k');
+    assert.equal(d.allowed, true);
+    assert.equal(d.remaining, 5);
+  });
+});
+
 describe('seeded random calls', () => {
   it('2000 random calls with random hostile arguments', async () => {
     let seed = 0x5eed;
@@ -287,6 +329,85 @@ describe('seeded random calls', () => {
       const args = Array.from({ length: Math.floor(random() * 4) }, () => pick(pool));
       await settlesWell(`#${i} ${method}(${args.map(describeValue).join(', ')})`, () => store[method](...args));
     }
+  });
+});
+
+describe('hostile arguments to RateLimiter.consume', () => {
+  // On a MemoryStore the limiter decides synchronously (no task: the
+  // figures come back during the call, keys in a scratch buffer when short
+  // and ASCII); on a store adapter it runs the async path. Both must settle
+  // every input alike: same code, same message.
+  const inProcess = (limiter) =>
+    limiter[Object.getOwnPropertySymbols(limiter).find((s) => s.description === 'rampart.limiter.inProcess')];
+  const KEYS = [
+    ...HOSTILE,
+    'k',
+    'é',
+    'ключ',
+    '\u{1F600}',
+    'a\uD800b',
+    '\0',
+    'x'.repeat(1023),
+    'x'.repeat(1024),
+    'x'.repeat(1025),
+    'é'.repeat(512),
+  ];
+  const COSTS = [...HOSTILE, 1, 2, 9];
+  const outcome = async (p) => {
+    assert.ok(p instanceof Promise);
+    try {
+      const d = await p;
+      return `resolved ${Object.keys(d).join(',')}`;
+    } catch (e) {
+      assert.ok(e instanceof RampartError, `rejected with a non-RampartError: ${e}`);
+      assert.ok(ERROR_CODES.includes(e.code) && e.code !== 'RAMPART_PANIC', e.code);
+      return `${e.code}: ${e.message}`;
+    }
+  };
+
+  for (const prefix of [undefined, 'p']) {
+    it(`synchronous and async paths agree on every key and cost (prefix ${prefix})`, async () => {
+      const { memory, adapter } = storesUnderTest();
+      const rule = { algorithm: 'fixed-window', limit: 10, window: 60_000, prefix };
+      const sync = new rampart.RateLimiter({ store: memory, ...rule });
+      const later = new rampart.RateLimiter({ store: adapter, ...rule });
+      assert.equal(inProcess(sync), true);
+      assert.equal(inProcess(later), false);
+      for (const key of KEYS) {
+        for (const cost of [1, 'hostile']) {
+          const costs = cost === 'hostile' ? COSTS : [cost];
+          for (const c of costs) {
+            const label = `consume(${describeValue(key)}, ${describeValue(c)})`;
+            const a = await outcome(sync.consume(key, c));
+            const b = await outcome(later.consume(key, c));
+            assert.equal(a, b, label);
+          }
+        }
+      }
+    });
+  }
+
+  it('an in-process limiter insured by an adapter, or on one, takes the async path', () => {
+    const { memory, adapter } = storesUnderTest();
+    const rule = { algorithm: 'fixed-window', limit: 10, window: 60_000 };
+    assert.equal(inProcess(new rampart.RateLimiter({ store: memory, ...rule, onStoreError: { insurance: adapter } })), false);
+    assert.equal(inProcess(new rampart.RateLimiter({ store: adapter, ...rule, onStoreError: { insurance: memory } })), false);
+    assert.equal(inProcess(new rampart.RateLimiter({ store: memory, ...rule, onStoreError: { insurance: new MemoryStore() } })), true);
+    assert.equal(inProcess(rampart.RateLimiter.preset('api', { store: memory, env: {} })), true);
+  });
+
+  it('a synchronous decision from inside an update callback is refused, not deadlocked', async () => {
+    const { memory } = storesUnderTest();
+    const limiter = new rampart.RateLimiter({ store: memory, limit: 10, window: 60_000 });
+    let inner;
+    const outcomeOf = await memory.update('tk:hostile:limiter', () => {
+      inner = limiter.consume('tk:hostile:limiter');
+      return { keep: true };
+    });
+    assert.equal(outcomeOf.changed, false);
+    await assert.rejects(inner, (e) => e instanceof RampartError && e.code === 'RAMPART_INVALID_INPUT');
+    // And the limiter still decides afterwards.
+    assert.equal((await limiter.consume('tk:hostile:limiter')).allowed, true);
   });
 });
 

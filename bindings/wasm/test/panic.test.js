@@ -88,3 +88,21 @@ it('a panic in a background task of the core (rt::spawn, as the cache refresh ru
   assert.equal(out.after, 'RAMPART_PANIC');
   assert.equal(out.alive, true);
 });
+
+it('after a panic, a limiter that decides synchronously (MemoryStore) rejects with RAMPART_PANIC instead of calling the module', () => {
+  const out = scenario(`
+    const limiter = new rampart.RateLimiter({ store: new rampart.MemoryStore(), limit: 5, window: 60_000 });
+    out.before = (await limiter.consume('k')).allowed;
+    await runtime.run(() => runtime.wasm.panicForTesting(false)).catch(() => {});
+    const p = limiter.consume('k');
+    out.promise = p instanceof Promise;
+    out.after = await codeOf(p);
+    out.ascii = await codeOf(limiter.consume('é'));
+    out.alive = true;
+  `);
+  assert.equal(out.before, true);
+  assert.equal(out.promise, true);
+  assert.equal(out.after, 'RAMPART_PANIC');
+  assert.equal(out.ascii, 'RAMPART_PANIC');
+  assert.equal(out.alive, true);
+});

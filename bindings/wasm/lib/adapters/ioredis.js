@@ -3,6 +3,9 @@
 
 const { redisAdapter } = require('./common');
 
+/** The commands the adapter reads as Buffers, and ioredis's method for each. */
+const BUFFER_METHODS = Object.freeze({ __proto__: null, EVALSHA: 'evalshaBuffer', EVAL: 'evalBuffer', GET: 'getBuffer', MGET: 'mgetBuffer' });
+
 /**
  * A StoreAdapter over an ioredis client: one round trip per store
  * operation; with `eval`, the core's Lua twins run in one EVALSHA.
@@ -17,7 +20,14 @@ function ioredisAdapter(client) {
   }
   return redisAdapter({
     command: (args) => client.call(...args),
-    commandBuffers: (args) => client.callBuffer(...args),
+    commandBuffers: (args) => {
+      // The command's own Buffer method (evalshaBuffer, getBuffer, ...):
+      // under enableAutoPipelining, ioredis 5 drops the command name of
+      // callBuffer (it re-adds it for call only), so EVALSHA would reach
+      // the server as an unknown command.
+      const own = client[BUFFER_METHODS[args[0]]];
+      return typeof own === 'function' ? own.apply(client, args.slice(1)) : client.callBuffer(...args);
+    },
     async subscribe(channel, onMessage) {
       const sub = client.duplicate();
       sub.on('error', () => {}); // reconnects by itself; errors reach publishers
