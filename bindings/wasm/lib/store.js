@@ -8,12 +8,20 @@ const { RampartError, invalidInput } = require('./errors');
 const { options, field, toBuffer, toOptBuffer } = require('./options');
 
 const INNER = Symbol('rampart.inner');
+/**
+ * The wasm handle of every Store and ManualClock, keyed by the object
+ * itself: unlike `instanceof` and a symbol property, a lookup that no Proxy
+ * trap or getter can throw from or fake.
+ */
+const STORES = new WeakMap();
+const CLOCKS = new WeakMap();
 
 /** Time that moves only when told to (tests). */
 class ManualClock {
   /** @param {number} [startMs] milliseconds since the epoch (default: now, whole ms) */
   constructor(startMs = Math.floor(Date.now())) {
     this[INNER] = sync(() => new wasm.ManualClock(startMs));
+    CLOCKS.set(this, this[INNER]);
   }
   /** Moves the clock forward by `ms`. */
   advance(ms) {
@@ -56,6 +64,7 @@ class Store {
       throw new TypeError('use new MemoryStore(...) or Store.fromAdapter(adapter)');
     }
     this[INNER] = inner;
+    STORES.set(this, inner);
   }
 
   /** A store over a JavaScript object implementing the store interface. */
@@ -194,10 +203,9 @@ class MemoryStore extends Store {
       const maxEntries = field(o, 'maxEntries', 'options');
       const clock = field(o, 'clock', 'options');
       if (clock === undefined || clock === null) return wasm.Store.memory(maxEntries);
-      if (!(clock instanceof ManualClock)) {
-        throw invalidInput('options.clock must be a ManualClock');
-      }
-      return wasm.Store.memoryWithClock(maxEntries, clock[INNER]);
+      const handle = CLOCKS.get(clock);
+      if (handle === undefined) throw invalidInput('options.clock must be a ManualClock');
+      return wasm.Store.memoryWithClock(maxEntries, handle);
     });
     super(inner, INNER);
   }
@@ -205,18 +213,18 @@ class MemoryStore extends Store {
 
 /** The wasm object behind a Store (for the classes built on stores). */
 function innerOf(store) {
-  if (!(store instanceof Store)) {
+  const inner = STORES.get(store);
+  if (inner === undefined) {
     throw new RampartError('RAMPART_INVALID_INPUT', 'expected a rampart Store (MemoryStore or Store.fromAdapter)');
   }
-  return store[INNER];
+  return inner;
 }
 
 /** The wasm object behind a ManualClock. */
 function clockOf(clock) {
-  if (!(clock instanceof ManualClock)) {
-    throw invalidInput('expected a ManualClock');
-  }
-  return clock[INNER];
+  const handle = CLOCKS.get(clock);
+  if (handle === undefined) throw invalidInput('expected a ManualClock');
+  return handle;
 }
 
 module.exports = { Store, MemoryStore, ManualClock, innerOf, clockOf, toBuffer };

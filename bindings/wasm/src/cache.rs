@@ -17,7 +17,8 @@ use wasm_bindgen::prelude::*;
 
 use crate::clock::ManualClockHandle;
 use crate::convert::{
-    describe, duration_from_millis, optional, ttl_from_millis, well_formed_string, MAX_VALUE_LEN,
+    array, describe, duration_from_millis, optional, ttl_from_millis, well_formed_string,
+    MAX_VALUE_LEN,
 };
 use crate::error::{from_js, js};
 use crate::runtime::{spawn, JsAwait};
@@ -110,7 +111,7 @@ fn entry_options(ttl_v: &JsValue, tags_v: &JsValue) -> Result<EntryOptions, JsVa
     if tags_v.is_undefined() || tags_v.is_null() {
         return Ok(o);
     }
-    let tags: &Array = tags_v.dyn_ref().ok_or_else(|| {
+    let tags: &Array = array(tags_v).ok_or_else(|| {
         js(Error::invalid_input(format!(
             "tags must be an array of strings, got {}",
             describe(tags_v)

@@ -180,7 +180,31 @@ mod js {
 
     use super::{check_value_len, ttl_from_millis, MAX_VALUE_LEN};
 
+    #[wasm_bindgen::prelude::wasm_bindgen]
+    extern "C" {
+        /// `Array.isArray(v)`, which throws on a revoked Proxy: declared
+        /// with `catch` (js-sys's `Array::is_array` is not), so that throw
+        /// is an `Err` here rather than an exception unwinding through the
+        /// module's frames (leaking the call's borrows and shadow stack).
+        #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
+        fn is_array_or_throw(v: &JsValue) -> Result<bool, JsValue>;
+    }
+
+    /// `v` as an `Array` if it is one; a revoked Proxy is not.
+    ///
+    /// Only whether it is an array is safe to ask here: the bindings' JS
+    /// wrappers copy caller arrays into fresh ones (`lib/args.js`) before
+    /// the module reads their length and items, which on a Proxy or through
+    /// an accessor would run the caller's code.
+    pub(crate) fn array(v: &JsValue) -> Option<&Array> {
+        match is_array_or_throw(v) {
+            Ok(true) => Some(v.unchecked_ref()),
+            _ => None,
+        }
+    }
+
     /// `typeof v`, with `null` and `NaN` told apart, for error messages.
+    /// Runs no code of the caller's (no getter, no Proxy trap).
     pub(crate) fn describe(v: &JsValue) -> String {
         if v.is_null() {
             return "null".into();
@@ -191,7 +215,7 @@ mod js {
         if v.is_string() {
             return "a string".into();
         }
-        if Array::is_array(v) {
+        if array(v).is_some() {
             return "an array".into();
         }
         v.js_typeof()

@@ -30,7 +30,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::clock::ManualClockHandle;
 use crate::convert::{
-    describe, duration_from_millis, duration_to_millis, integer_in, number, optional,
+    array, describe, duration_from_millis, duration_to_millis, integer_in, number, optional,
     well_formed_string, MAX_SAFE_INTEGER,
 };
 use crate::error::js;
@@ -133,8 +133,7 @@ impl Headers {
         let names = if names.is_undefined() || names.is_null() {
             Vec::new()
         } else {
-            let array = names
-                .dyn_ref::<Array>()
+            let array = array(names)
                 .ok_or_else(|| js(Error::invalid_input("names must be an array of strings")))?;
             array
                 .iter()
@@ -313,7 +312,7 @@ impl RateLimiterHandle {
         block_cache: JsValue,
         on_error: JsValue,
     ) -> Result<RateLimiterHandle, JsValue> {
-        let quotas = quotas.dyn_ref::<Array>().ok_or_else(|| {
+        let quotas = array(&quotas).ok_or_else(|| {
             js(Error::config(
                 "quotas must be an array of { limit, window, burst? }",
             ))
@@ -534,7 +533,7 @@ impl RateLimiterHandle {
     /// All or nothing across limiters: `ids[i]` charges `keys[i]` `costs[i]`.
     #[wasm_bindgen(js_name = consumeAll)]
     pub fn consume_all_js(ids: JsValue, keys: JsValue, costs: JsValue) -> Result<JsValue, JsValue> {
-        let arrays = [&ids, &keys, &costs].map(|v| v.dyn_ref::<Array>().cloned());
+        let arrays = [&ids, &keys, &costs].map(|v| array(v).cloned());
         let [Some(ids), Some(keys), Some(costs)] = arrays else {
             return Err(js(Error::invalid_input(
                 "consumeAll needs [limiter, key, cost?] entries",

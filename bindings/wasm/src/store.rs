@@ -14,7 +14,7 @@ use wasm_bindgen::JsCast;
 
 use crate::clock::ManualClockHandle;
 use crate::convert::{
-    bytes, describe, duration_to_millis, exact_number, integer_in, key, key_named, optional,
+    array, bytes, describe, duration_to_millis, exact_number, integer_in, key, key_named, optional,
     optional_bytes, prefix, safe_integer, to_js_bytes, to_js_opt_bytes, ttl,
 };
 use crate::error::js;
@@ -52,7 +52,7 @@ fn rampart_default_entries() -> usize {
 }
 
 fn keys(v: &JsValue) -> Result<Vec<Key>, JsValue> {
-    let array = v.dyn_ref::<Array>().ok_or_else(|| {
+    let array = array(v).ok_or_else(|| {
         js(Error::invalid_input(format!(
             "keys must be an array of strings, got {}",
             describe(v)

@@ -19,6 +19,13 @@ const throwingProxy = new Proxy(
   },
 );
 
+/** A Proxy revoked at once: Array.isArray, and every trap, throw on it. */
+const revokedProxy = (() => {
+  const r = Proxy.revocable({}, {});
+  r.revoke();
+  return r.proxy;
+})();
+
 /** Values no argument should choke on. */
 const HOSTILE = [
   undefined,
@@ -44,6 +51,7 @@ const HOSTILE = [
   [1, 2, 3],
   Object.create(null),
   throwingProxy,
+  revokedProxy,
   Symbol('s'),
   10n,
   -(2n ** 70n),
@@ -60,6 +68,7 @@ const describeValue = (v) => {
     if (typeof v === 'symbol' || typeof v === 'bigint') return String(v) + (typeof v === 'bigint' ? 'n' : '');
     if (typeof v === 'function') return 'function';
     if (v === throwingProxy) return 'throwing proxy';
+    if (v === revokedProxy) return 'revoked proxy';
     if (v instanceof Uint8Array) return `Uint8Array(${v.length})`;
     return String(v);
   } catch {
@@ -446,9 +455,10 @@ describe('hostile arguments to Cache', () => {
       }
       for (const value of HOSTILE) {
         await settlesWell(`cache.set(tags = [${describeValue(value)}])`, () => cache.set('k', 1, { tags: [value] }));
-        // (A promise resolved with the throwing proxy rejects with the proxy's
-        // own error: the loader's errors reach its caller as thrown.)
-        if (value === throwingProxy) continue;
+        // (A promise resolved with the throwing or the revoked proxy rejects
+        // with the proxy's own error, reading its `then`: the loader's errors
+        // reach its caller as thrown.)
+        if (value === throwingProxy || value === revokedProxy) continue;
         await settlesWell(`getOrSet loader -> ${describeValue(value)}`, () => cache.getOrSet(`tk:l:${HOSTILE.indexOf(value)}`, async () => value));
       }
       await settlesWell('cache.set(too many tags)', () => cache.set('k', 1, { tags: Array.from({ length: 10_000 }, (_, i) => `t${i}`) }));
