@@ -1,6 +1,8 @@
 // Type definitions for rampart (Node.js). Hand-written: option objects are
 // camelCase, durations are milliseconds, and every async method rejects
-// with a RampartError carrying a stable `code`.
+// with a RampartError carrying a stable `code`. Arrays are read by index
+// (their iterator is never used); an argument whose reading throws (a
+// getter, a Proxy trap) is a RAMPART_INVALID_INPUT error.
 
 /// <reference types="node" />
 
@@ -155,6 +157,7 @@ export declare class Store {
   expireIfEqual(key: string, expected: Bytes, options?: TtlOptions): Promise<boolean>;
   /** Adds `delta` (a safe integer, default 1) to the decimal counter under `key`. */
   increment(key: string, delta?: number, options?: IncrementOptions): Promise<number>;
+  /** The values of `keys` (at most 100 000), in order: null for a missing or expired key. */
   getMany(keys: readonly string[]): Promise<Array<Buffer | null>>;
   /** How many live values were deleted. */
   deleteMany(keys: readonly string[]): Promise<number>;

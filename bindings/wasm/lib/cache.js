@@ -6,6 +6,7 @@ const { bound, run, sync } = require('./runtime');
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 const { invalidInput } = require('./errors');
+const { list } = require('./args');
 
 const INNER = Symbol('rampart.cache');
 
@@ -49,7 +50,7 @@ class Cache {
   set(key, value, opts) {
     return run(() => {
       const o = options(opts, 'options');
-      return this[INNER].set(key, json(value), field(o, 'ttl', 'options'), field(o, 'tags', 'options'));
+      return this[INNER].set(key, json(value), field(o, 'ttl', 'options'), list(field(o, 'tags', 'options'), 'options.tags'));
     });
   }
 
@@ -76,7 +77,7 @@ class Cache {
     };
     return run(() => {
       const o = options(opts, 'options');
-      return this[INNER].getOrSet(key, load, field(o, 'ttl', 'options'), field(o, 'tags', 'options'));
+      return this[INNER].getOrSet(key, load, field(o, 'ttl', 'options'), list(field(o, 'tags', 'options'), 'options.tags'));
     }, parse).catch((e) => {
       throw thrown === undefined ? e : thrown.e;
     });

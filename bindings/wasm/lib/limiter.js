@@ -7,12 +7,18 @@ const { bound, run, sync, out, keyIn, takeFailure, failure, health } = require('
 const { innerOf, clockOf } = require('./store');
 const { options, field } = require('./options');
 const { RampartError, invalidInput } = require('./errors');
+const { list } = require('./args');
 
 const SOURCES = Object.freeze(['store', 'block-cache', 'fail-open', 'fail-closed', 'insurance']);
 const RENDERED = Symbol('rampart.renderedHeaders');
 const INNER = Symbol('rampart.limiter');
 /** Whether the limiter's stores are all in process (it decides synchronously). */
 const NOW = Symbol('rampart.limiter.inProcess');
+/**
+ * Each RateLimiter's id in the module (for consumeAll), keyed by the
+ * object itself: a lookup no Proxy or getter can fake.
+ */
+const IDS = new WeakMap();
 
 const ms = (x) => (x < 0 ? null : x);
 
@@ -96,7 +102,7 @@ function extrasFor(o) {
 
 function quotasOf(o) {
   const quotas = field(o, 'quotas', 'options');
-  if (quotas !== undefined) return quotas;
+  if (quotas !== undefined) return list(quotas, 'options.quotas');
   // The one-tier shorthand: { limit, window, burst }.
   return [{ limit: field(o, 'limit', 'options'), window: field(o, 'window', 'options'), burst: field(o, 'burst', 'options') }];
 }
@@ -163,6 +169,7 @@ class RateLimiter {
       }
     });
     this[NOW] = this[INNER].inProcess;
+    IDS.set(this, this[INNER].id);
   }
 
   /**
@@ -193,6 +200,7 @@ class RateLimiter {
       }
     });
     limiter[NOW] = limiter[INNER].inProcess;
+    IDS.set(limiter, limiter[INNER].id);
     return limiter;
   }
 
@@ -223,7 +231,11 @@ class RateLimiter {
         if (style === undefined || style === null || style === false) {
           return this[INNER].consume(key, cost);
         }
-        rendered = { style, names: field(h, 'names', 'header options'), partitionKey: field(h, 'partitionKey', 'header options') };
+        rendered = {
+          style,
+          names: list(field(h, 'names', 'header options'), 'header options.names'),
+          partitionKey: field(h, 'partitionKey', 'header options'),
+        };
         return this[INNER].consumeWithHeaders(key, cost, style, rendered.names, rendered.partitionKey);
       },
       (headers) => unpack(rendered === undefined ? undefined : { ...rendered, headers }),
@@ -268,17 +280,28 @@ class RateLimiter {
   static consumeAll(entries) {
     return run(
       () => {
-        if (!Array.isArray(entries)) throw invalidInput('consumeAll needs an array of [limiter, key, cost?]');
-        const ids = [];
-        const keys = [];
-        const costs = [];
-        for (const entry of entries) {
-          if (!Array.isArray(entry) || !(entry[0] instanceof RateLimiter)) {
-            throw invalidInput('consumeAll entries are [RateLimiter, key, cost?]');
+        const all = list(entries, 'the consumeAll entries');
+        if (!Array.isArray(all)) throw invalidInput('consumeAll needs an array of [limiter, key, cost?]');
+        const n = all.length;
+        const ids = new Array(n);
+        const keys = new Array(n);
+        const costs = new Array(n);
+        for (let i = 0; i < n; i++) {
+          // Each entry read by index here, once (lib/args.js): a throwing
+          // getter or Proxy trap is a RAMPART_INVALID_INPUT error.
+          const entry = all[i];
+          let id;
+          try {
+            if (Array.isArray(entry)) {
+              id = IDS.get(entry[0]);
+              keys[i] = entry[1];
+              costs[i] = entry[2];
+            }
+          } catch (e) {
+            throw invalidInput(`reading consumeAll entry ${i} threw`, e);
           }
-          ids.push(entry[0][INNER].id);
-          keys.push(entry[1]);
-          costs.push(entry[2]);
+          if (id === undefined) throw invalidInput('consumeAll entries are [RateLimiter, key, cost?]');
+          ids[i] = id;
         }
         return bound('RateLimiter', 'limiter').consumeAll(ids, keys, costs);
       },

@@ -1,11 +1,13 @@
 'use strict';
 // Store, MemoryStore and ManualClock: thin wrappers over the wasm classes.
-// Arguments are checked in Rust; here option objects are unpacked and
-// results shaped (Buffers, plain objects).
+// Arguments are checked in Rust; here option objects are unpacked, arrays
+// and byte values made plain (lib/args.js) and results shaped (Buffers,
+// plain objects).
 
 const { wasm, run, sync } = require('./runtime');
 const { RampartError, invalidInput } = require('./errors');
 const { options, field, toBuffer, toOptBuffer } = require('./options');
+const { list, bytes, change } = require('./args');
 
 const INNER = Symbol('rampart.inner');
 /**
@@ -83,7 +85,7 @@ class Store {
   }
 
   set(key, value, opts) {
-    return run(() => this[INNER].set(key, value, ttlOption(opts, 'options')));
+    return run(() => this[INNER].set(key, bytes(value, 'value'), ttlOption(opts, 'options')));
   }
 
   delete(key) {
@@ -96,7 +98,7 @@ class Store {
 
   compareAndSwap(key, expected, value, opts) {
     return run(
-      () => this[INNER].compareAndSwap(key, expected, value, ttlOption(opts, 'options')),
+      () => this[INNER].compareAndSwap(key, bytes(expected, 'expected'), bytes(value, 'value'), ttlOption(opts, 'options')),
       casResult,
     );
   }
@@ -126,7 +128,8 @@ class Store {
     if (typeof fn !== 'function') {
       return Promise.reject(invalidInput(`update needs a callback function, got ${typeof fn}`));
     }
-    const callback = (current) => fn(toOptBuffer(current));
+    // The change is read here, not by the module (lib/args.js).
+    const callback = (current) => change(fn(toOptBuffer(current)));
     return run(
       () => this[INNER].update(key, callback),
       ([value, changed, attempts]) => ({ value: toOptBuffer(value), changed, attempts }),
@@ -134,15 +137,15 @@ class Store {
   }
 
   setIfAbsent(key, value, opts) {
-    return run(() => this[INNER].setIfAbsent(key, value, ttlOption(opts, 'options')));
+    return run(() => this[INNER].setIfAbsent(key, bytes(value, 'value'), ttlOption(opts, 'options')));
   }
 
   deleteIfEqual(key, expected) {
-    return run(() => this[INNER].deleteIfEqual(key, expected));
+    return run(() => this[INNER].deleteIfEqual(key, bytes(expected, 'expected')));
   }
 
   expireIfEqual(key, expected, opts) {
-    return run(() => this[INNER].expireIfEqual(key, expected, ttlOption(opts, 'options')));
+    return run(() => this[INNER].expireIfEqual(key, bytes(expected, 'expected'), ttlOption(opts, 'options')));
   }
 
   increment(key, delta, opts) {
@@ -156,15 +159,15 @@ class Store {
   }
 
   getMany(keys) {
-    return run(() => this[INNER].getMany(keys), (values) => values.map(toOptBuffer));
+    return run(() => this[INNER].getMany(list(keys, 'keys')), (values) => values.map(toOptBuffer));
   }
 
   deleteMany(keys) {
-    return run(() => this[INNER].deleteMany(keys));
+    return run(() => this[INNER].deleteMany(list(keys, 'keys')));
   }
 
   publish(channel, message) {
-    return run(() => this[INNER].publish(channel, message));
+    return run(() => this[INNER].publish(channel, bytes(message, 'message')));
   }
 
   /**

@@ -488,6 +488,286 @@ describe('hostile arguments to Cache', () => {
   });
 });
 
+describe('throwing getters and proxies inside array and object arguments', () => {
+  // The module reads these arguments through JavaScript calls; an exception
+  // there would unwind straight through its frames, skipping their cleanup:
+  // the handle's borrow (`&self`) stays taken, the call's shadow stack is
+  // never given back, and a MemoryStore update left its lock held. Each must
+  // instead be a coded RampartError, and the same handle must keep working.
+  const boom = () => {
+    throw new Error('hostile');
+  };
+  const revoked = (target) => {
+    const r = Proxy.revocable(target, {});
+    r.revoke();
+    return r.proxy;
+  };
+  /** Arrays holding `items` (at least one) that throw when read. */
+  const throwingArrays = (items) => [
+    ['a proxy whose length throws', new Proxy([...items], { get: (t, p, r) => (p === 'length' ? boom() : Reflect.get(t, p, r)) })],
+    ['an array whose item getter throws', Object.defineProperty([...items], 0, { get: boom })],
+    ['a proxy whose item trap throws', new Proxy([...items], { get: (t, p, r) => (p === '0' ? boom() : Reflect.get(t, p, r)) })],
+    ['a proxy whose every trap throws', new Proxy([...items], { get: boom, has: boom, ownKeys: boom, getOwnPropertyDescriptor: boom, getPrototypeOf: boom })],
+    ['a revoked proxy over an array', revoked([...items])],
+  ];
+  /** Values that pass for a Uint8Array and throw when read as one. */
+  const fakeBytes = () => [
+    ['an object on Uint8Array.prototype', Object.create(Uint8Array.prototype)],
+    ['a proxy over a Uint8Array', new Proxy(new Uint8Array([1, 2]), {})],
+    ['a proxy claiming Uint8Array.prototype', new Proxy({}, { getPrototypeOf: () => Uint8Array.prototype, get: boom })],
+    ['a revoked proxy', revoked(new Uint8Array(2))],
+  ];
+  const codedAs = async (label, p, code = 'RAMPART_INVALID_INPUT') => {
+    assert.ok(p instanceof Promise, `${label}: no promise`);
+    await assert.rejects(p, (e) => {
+      assert.ok(e instanceof RampartError, `${label} rejected with a non-RampartError: ${e}`);
+      assert.equal(e.code, code, `${label}: ${e.code} ${e.message}`);
+      return true;
+    });
+  };
+  const throwsCoded = (label, fn, code = 'RAMPART_INVALID_INPUT') => {
+    assert.throws(fn, (e) => {
+      assert.ok(e instanceof RampartError, `${label} threw a non-RampartError: ${e}`);
+      assert.equal(e.code, code, `${label}: ${e.code} ${e.message}`);
+      return true;
+    });
+  };
+  /** The WebAssembly handle inside a wrapper (its symbol's description). */
+  const handleOf = (wrapper, description) =>
+    wrapper[Object.getOwnPropertySymbols(wrapper).find((s) => s.description === description)];
+  /**
+   * Frees the handle: wasm-bindgen refuses ("while it was borrowed") when a
+   * call's borrow of it leaked.
+   */
+  const freesCleanly = (wrapper, description) => {
+    assert.doesNotThrow(() => handleOf(wrapper, description).free());
+  };
+
+  it('Store.getMany and deleteMany', async () => {
+    for (const [storeName, store] of Object.entries(storesUnderTest())) {
+      await store.set('tk:args:a', 'A');
+      for (const [label, keys] of throwingArrays(['tk:args:a', 'tk:args:b'])) {
+        await codedAs(`${storeName}.getMany(${label})`, store.getMany(keys));
+        await codedAs(`${storeName}.deleteMany(${label})`, store.deleteMany(keys));
+        assert.deepEqual(await store.getMany(['tk:args:a', 'tk:args:b']), [Buffer.from('A'), null], `${storeName} after ${label}`);
+      }
+      // A proxy over an array may claim any length: past the module's limit
+      // it is refused without an item being read; a length that no array
+      // can have is refused as such.
+      const claiming = (length) =>
+        new Proxy([], { get: (t, p, r) => (p === 'length' ? length : typeof p === 'string' && /^\d+$/.test(p) ? boom() : Reflect.get(t, p, r)) });
+      await assert.rejects(store.getMany(claiming(200_000)), (e) => e.code === 'RAMPART_INVALID_INPUT' && /at most 100000 keys/.test(e.message));
+      await assert.rejects(store.getMany(claiming(2 ** 32 - 1)), (e) => e.code === 'RAMPART_INVALID_INPUT' && /at most 100000 keys/.test(e.message));
+      for (const length of [-1, 1.5, 2 ** 32, '2', NaN, {}]) {
+        await codedAs(`${storeName}.getMany(claiming length ${String(length)})`, store.getMany(claiming(length)));
+      }
+      // Read by index, as documented: an array's iterator is never consulted.
+      const noIterator = ['tk:args:a'];
+      Object.defineProperty(noIterator, Symbol.iterator, { get: boom });
+      assert.deepEqual(await store.getMany(noIterator), [Buffer.from('A')]);
+      assert.equal(await store.deleteMany(noIterator), 1);
+    }
+    const store = new MemoryStore();
+    for (const [, keys] of throwingArrays(['k'])) await store.getMany(keys).catch(() => {});
+    freesCleanly(store, 'rampart.inner');
+  });
+
+  it('thousands of throwing arguments leave the module whole', async () => {
+    // Each exception that unwound through the module kept its shadow stack:
+    // some 1800 of them exhausted it and trapped the instance.
+    const store = new MemoryStore();
+    const [, keys] = throwingArrays(['k'])[0];
+    for (let i = 0; i < 5000; i++) {
+      await codedAs('getMany', store.getMany(keys));
+    }
+    assert.equal(fault(), null);
+    await store.set('tk:args:many', 'ok');
+    assert.deepEqual(await store.get('tk:args:many'), Buffer.from('ok'));
+  });
+
+  it('Store byte values that pass for Uint8Arrays', async () => {
+    for (const [storeName, store] of Object.entries(storesUnderTest())) {
+      for (const [label, v] of fakeBytes()) {
+        const k = `tk:args:bytes:${storeName}`;
+        await codedAs(`${storeName}.set(${label})`, store.set(k, v));
+        await codedAs(`${storeName}.compareAndSwap(expected = ${label})`, store.compareAndSwap(k, v, 'x'));
+        await codedAs(`${storeName}.compareAndSwap(value = ${label})`, store.compareAndSwap(k, null, v));
+        await codedAs(`${storeName}.setIfAbsent(${label})`, store.setIfAbsent(k, v));
+        await codedAs(`${storeName}.deleteIfEqual(${label})`, store.deleteIfEqual(k, v));
+        await codedAs(`${storeName}.expireIfEqual(${label})`, store.expireIfEqual(k, v, { ttl: 1000 }));
+        await codedAs(`${storeName}.publish(${label})`, store.publish(k, v));
+        await store.set(k, 'fine');
+        assert.deepEqual(await store.get(k), Buffer.from('fine'), `${storeName} after ${label}`);
+      }
+      // A genuine Uint8Array is read through the intrinsic accessors: its
+      // own or inherited getters that throw are never called.
+      class Sly extends Uint8Array {
+        get length() {
+          return boom();
+        }
+      }
+      const own = Object.defineProperty(new Uint8Array([3, 4]), 'length', { get: boom });
+      for (const v of [new Sly([1, 2]), own]) {
+        await store.set('tk:args:sly', v);
+        assert.deepEqual(await store.get('tk:args:sly'), Buffer.from(v.buffer));
+      }
+    }
+    const store = new MemoryStore();
+    for (const [, v] of fakeBytes()) await store.set('k', v).catch(() => {});
+    freesCleanly(store, 'rampart.inner');
+  });
+
+  it('Store.update changes with throwing getters or fake bytes', async () => {
+    for (const [storeName, store] of Object.entries(storesUnderTest())) {
+      const k = `tk:args:update:${storeName}`;
+      const changes = [
+        ['a throwing set getter', { get set() {
+          return boom();
+        } }],
+        ['a throwing ttl getter', { set: 'v', get ttl() {
+          return boom();
+        } }],
+        ['a throwing keep getter', { get keep() {
+          return boom();
+        } }],
+        ['a proxy whose every trap throws', new Proxy({}, { get: boom, has: boom, getPrototypeOf: boom })],
+        ['a revoked proxy', revoked({})],
+        ...fakeBytes().flatMap(([label, v]) => [
+          [`set: ${label}`, { set: v }],
+          [`setKeepTtl: ${label}`, { setKeepTtl: v }],
+        ]),
+      ];
+      for (const [label, change] of changes) {
+        await codedAs(`${storeName}.update -> ${label}`, store.update(k, () => change));
+        // The memory store's lock was released, and the handle works.
+        const done = await store.update(k, () => ({ set: 'after' }));
+        assert.equal(done.changed, true, `${storeName} after ${label}`);
+        assert.deepEqual(await store.get(k), Buffer.from('after'));
+      }
+    }
+  });
+
+  it('Cache tags', async () => {
+    for (const [storeName, store] of Object.entries(storesUnderTest())) {
+      const cache = new rampart.Cache({ store, namespace: 'args' });
+      for (const [label, tags] of throwingArrays(['t'])) {
+        await codedAs(`${storeName} cache.set(tags = ${label})`, cache.set('k', 1, { tags }));
+        await codedAs(`${storeName} cache.getOrSet(tags = ${label})`, cache.getOrSet('k2', async () => 2, { tags }));
+        await cache.set('k', 3, { tags: ['t'] });
+        assert.equal(await cache.get('k'), 3, `${storeName} after ${label}`);
+      }
+      await codedAs('a throwing tags getter', cache.set('k', 1, { get tags() {
+        return boom();
+      } }));
+      const noIterator = ['t'];
+      Object.defineProperty(noIterator, Symbol.iterator, { get: boom });
+      await cache.set('k', 4, { tags: noIterator });
+      await cache.invalidateTag('t');
+      assert.equal(await cache.get('k'), null);
+    }
+    const cache = new rampart.Cache({ store: new MemoryStore() });
+    for (const [, tags] of throwingArrays(['t'])) await cache.set('k', 1, { tags }).catch(() => {});
+    freesCleanly(cache, 'rampart.cache');
+  });
+
+  it('RateLimiter header names', async () => {
+    for (const [storeName, store] of Object.entries(storesUnderTest())) {
+      const limiter = new rampart.RateLimiter({ store, limit: 100, window: 60_000 });
+      for (const [label, names] of throwingArrays(['per-minute'])) {
+        await codedAs(`${storeName} consume(names = ${label})`, limiter.consume('k', 1, { headers: 'draft-8', names }));
+        const d = await limiter.consume('k', 1, { headers: 'draft-8', names: ['per-minute'] });
+        assert.equal(d.allowed, true, `${storeName} after ${label}`);
+        assert.match(d.headers('draft-8', { names: ['per-minute'] })[0][1], /per-minute/);
+      }
+      await codedAs('a throwing names getter', limiter.consume('k', 1, { headers: 'draft-8', get names() {
+        return boom();
+      } }));
+      await codedAs('names as a revoked proxy', limiter.consume('k', 1, { headers: 'draft-8', names: revoked({}) }));
+      assert.equal((await limiter.consume('k')).allowed, true);
+    }
+    const limiter = new rampart.RateLimiter({ store: new MemoryStore(), limit: 100, window: 60_000 });
+    for (const [, names] of throwingArrays(['n'])) await limiter.consume('k', 1, { headers: 'draft-8', names }).catch(() => {});
+    freesCleanly(limiter, 'rampart.limiter');
+  });
+
+  it('RateLimiter quotas', async () => {
+    const store = new MemoryStore();
+    for (const [label, quotas] of throwingArrays([{ limit: 5, window: 1000 }])) {
+      throwsCoded(`quotas = ${label}`, () => new rampart.RateLimiter({ store, quotas }));
+    }
+    const quota = { window: 1000, get limit() {
+      return boom();
+    } };
+    throwsCoded('a quota with a throwing getter', () => new rampart.RateLimiter({ store, quotas: [quota] }), 'RAMPART_CONFIG');
+    throwsCoded('a revoked quota', () => new rampart.RateLimiter({ store, quotas: [revoked({})] }), 'RAMPART_CONFIG');
+    // The store they were all built on is intact.
+    const limiter = new rampart.RateLimiter({ store, quotas: [{ limit: 5, window: 1000 }] });
+    assert.equal((await limiter.consume('k')).allowed, true);
+    freesCleanly(store, 'rampart.inner');
+  });
+
+  it('option objects of every constructor', async () => {
+    // Read field by field, by the wrappers (lib/options.js) or by the module
+    // through a Reflect.get that catches: every throw is a coded error.
+    const store = new MemoryStore();
+    const builds = {
+      Cache: [(o) => new rampart.Cache(o), ['namespace', 'defaultTtl', 'staleWhileRevalidate', 'clock']],
+      Locks: [(o) => new rampart.Locks(o), ['prefix', 'ttl', 'retryCount', 'retryDelay', 'retryJitter', 'fenceRetention', 'watchdogInterval', 'scriptTime', 'clock']],
+      Sessions: [(o) => new rampart.Sessions(o), ['namespace', 'idleTimeout', 'maxLifetime', 'maxSessionsPerUser', 'touchInterval', 'scriptTime', 'clock']],
+      RefreshTokens: [(o) => new rampart.RefreshTokens(o), ['namespace', 'idleTimeout', 'maxLifetime', 'maxFamiliesPerUser', 'scriptTime', 'clock']],
+      Denylist: [(o) => new rampart.Denylist(o), ['namespace', 'clock']],
+      RateLimiter: [(o) => new rampart.RateLimiter(o), ['limit', 'window', 'burst', 'algorithm', 'quotas', 'blockFor', 'prefix', 'scriptTime', 'blockCache', 'onStoreError', 'clock']],
+      preset: [(o) => rampart.RateLimiter.preset('api', o), ['env', 'prefix', 'scriptTime', 'blockCache', 'onStoreError', 'clock']],
+    };
+    // (A value never read, such as a revoked proxy for `env`, is no error.)
+    const anyCode = (label, fn) => {
+      try {
+        fn();
+      } catch (e) {
+        assert.ok(e instanceof RampartError, `${label} threw a non-RampartError: ${e}`);
+        assert.ok(ERROR_CODES.includes(e.code) && e.code !== 'RAMPART_PANIC', `${label}: ${e.code}`);
+      }
+    };
+    for (const [name, [build, fields]] of Object.entries(builds)) {
+      const base = name === 'RateLimiter' ? { limit: 5, window: 1000 } : {};
+      anyCode(`${name}(a proxy whose every trap throws)`, () => build(new Proxy({}, { get: boom, has: boom, ownKeys: boom, getPrototypeOf: boom })));
+      anyCode(`${name}(a revoked proxy)`, () => build(revoked({})));
+      anyCode(`${name}(store: a revoked proxy)`, () => build({ store: revoked({}) }));
+      for (const field of ['store', ...fields]) {
+        const o = Object.defineProperty({ store, ...base }, field, { get: boom });
+        assert.throws(() => build(o), (e) => e instanceof RampartError && e.code !== 'RAMPART_PANIC', `${name}(a throwing ${field} getter)`);
+        anyCode(`${name}(${field}: a revoked proxy)`, () => build({ store, ...base, [field]: revoked({}) }));
+      }
+    }
+    await store.set('tk:args:options', 'ok');
+    assert.deepEqual(await store.get('tk:args:options'), Buffer.from('ok'));
+    freesCleanly(store, 'rampart.inner');
+  });
+
+  it('RateLimiter.consumeAll entries', async () => {
+    const store = new MemoryStore();
+    const a = new rampart.RateLimiter({ store, limit: 100, window: 60_000, prefix: 'a' });
+    const b = new rampart.RateLimiter({ store, limit: 100, window: 60_000, prefix: 'b' });
+    const entryThrows = [a, 'k', 1];
+    Object.defineProperty(entryThrows, 1, { get: boom });
+    const cases = [
+      ...throwingArrays([[a, 'k'], [b, 'k']]),
+      ['an entry whose key getter throws', [entryThrows]],
+      ['an entry that is a proxy whose traps throw', [new Proxy([a, 'k'], { get: boom, getPrototypeOf: boom })]],
+      ['an entry that is a revoked proxy', [revoked([a, 'k'])]],
+      ['a proxy passing for a RateLimiter', [[new Proxy({}, { getPrototypeOf: () => rampart.RateLimiter.prototype, get: boom }), 'k']]],
+    ];
+    for (const [label, entries] of cases) {
+      await codedAs(`consumeAll(${label})`, rampart.RateLimiter.consumeAll(entries));
+      const d = await rampart.RateLimiter.consumeAll([[a, 'k'], [b, 'k', 2]]);
+      assert.equal(d.allowed, true, `after ${label}`);
+    }
+    const noIterator = [[a, 'k']];
+    Object.defineProperty(noIterator, Symbol.iterator, { get: boom });
+    assert.equal((await rampart.RateLimiter.consumeAll(noIterator)).allowed, true);
+  });
+});
+
 after(async () => {
   // Nothing panicked, and the module still works.
   assert.equal(fault(), null);
