@@ -52,6 +52,16 @@ impl std::fmt::Display for JsCause {
 
 impl std::error::Error for JsCause {}
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `String(v)`, declared with `catch` (js-sys's `Object::to_string` is
+    /// not): a `toString` or a Proxy trap that throws is an `Err` here, not
+    /// an exception unwinding through the module (from a promise callback,
+    /// where it poisoned the instance).
+    #[wasm_bindgen(js_name = String, catch)]
+    fn string_of(v: &JsValue) -> Result<js_sys::JsString, JsValue>;
+}
+
 fn string_prop(v: &JsValue, name: &str) -> Option<String> {
     if !v.is_object() {
         return None;
@@ -74,11 +84,12 @@ pub(crate) fn from_js(v: &JsValue, operation: &'static str) -> Error {
     let code = string_prop(v, "code");
     let message = string_prop(v, "message")
         .or_else(|| v.as_string())
-        .unwrap_or_else(|| {
+        .or_else(|| {
             v.dyn_ref::<js_sys::Object>()
-                .map(|o| String::from(o.to_string()))
-                .unwrap_or_else(|| "a store method failed".into())
-        });
+                .and_then(|o| string_of(o).ok())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "a store method failed".into());
     let from_message = message
         .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
         .next()

@@ -651,6 +651,11 @@ impl Store for JsStore {
         // Owned by JavaScript (freed by its GC): the adapter may call it
         // after the subscription is dropped; the send then just fails.
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |message: JsValue| {
+            // Made plain first, like every reply: a message that only passes
+            // for a Uint8Array would throw through this closure's frames.
+            let Ok(Reply::Plain(message)) = adapter_reply(&message, false) else {
+                return;
+            };
             if let Ok(bytes) = reply_bytes(&message, "subscribe") {
                 let _ = tx.unbounded_send(bytes);
             }

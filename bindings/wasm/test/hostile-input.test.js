@@ -256,7 +256,10 @@ describe('hostile store adapters', () => {
   const cyclic = [];
   cyclic.push(cyclic);
   const answers = [
-    ...HOSTILE.filter((v) => v !== throwingProxy),
+    // (The throwing proxy too: rejected with, its reading once threw
+    // through the module and shut it down.)
+    ...HOSTILE,
+    { toString: () => { throw new Error('hostile toString'); } },
     cyclic,
     { swapped: 'yes' },
     { keys: 'not an array', cursor: 5 },
@@ -276,6 +279,42 @@ describe('hostile store adapters', () => {
         }
       }
     }
+  });
+});
+
+describe('hostile messages from a store adapter', () => {
+  it('a message that only passes for a Uint8Array is dropped; the next is delivered', async () => {
+    let deliver;
+    const adapter = {
+      get() {}, set() {}, delete() {}, ttl() {}, compareAndSwap() {}, scan() {},
+      async publish() {},
+      async subscribe(channel, onMessage) {
+        deliver = onMessage;
+        return () => {};
+      },
+    };
+    const store = Store.fromAdapter(adapter);
+    const got = [];
+    const sub = await store.subscribe('tk:hostile:channel', (m) => got.push(m.toString()));
+    class Sly extends Uint8Array {
+      get length() {
+        throw new Error('hostile length');
+      }
+    }
+    const hostile = [
+      Object.create(Uint8Array.prototype),
+      new Proxy(new Uint8Array(2), {}),
+      throwingProxy,
+      revokedProxy,
+      { toString: () => { throw new Error('hostile toString'); } },
+    ];
+    for (const m of hostile) assert.doesNotThrow(() => deliver(m));
+    deliver(new Sly([104, 105]));
+    deliver(Buffer.from('ok'));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(got, ['hi', 'ok']);
+    sub.close();
+    assert.equal(fault(), null);
   });
 });
 
