@@ -149,12 +149,15 @@ def main():
         rows.append(["token bucket", "not measured", "governor keyed: not measured", "—", "≤ 1.5×", ""])
     out.append(table(rows))
     out.append("")
-    others = sorted(k for k in crit if k.startswith("consume/hot_key/"))
+    others = sorted(k for k in crit if k.startswith("consume/"))
     if others:
-        out.append("The other rules' `consume` on MemoryStore, hot key: they take the generic "
-                   "in-process path (the token bucket's in-place admission is for one-tier "
-                   "buckets). governor has no equivalent; its token bucket is shown for scale.\n")
-        rows = [time_row(f"{k.split('/')[2].replace('_', ' ')}, hot key, {k.split('/')[3]}", k,
+        out.append("Other rules' `consume` on MemoryStore, hot key: one-tier rules are admitted "
+                   "in place like the bucket, through their own engine; two tiers take the "
+                   "generic path; `denied` is a bucket over its limit (no block). governor has "
+                   "no equivalent; its token bucket is shown for scale.\n")
+        label = {"hot_key": "hot key", "denied": "every request denied"}
+        rows = [time_row(f"{k.split('/')[2].replace('_', ' ')}, {label.get(k.split('/')[1], k.split('/')[1])}, "
+                         f"{k.split('/')[3]}", k,
                          "token_bucket_consume/hot_key/governor", "governor keyed (token bucket)")
                 for k in others]
         out.append(table(rows))
