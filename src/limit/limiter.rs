@@ -175,8 +175,8 @@ impl<S: Store> Limiter<S> {
     /// otherwise.
     pub fn consume<'a>(&'a self, key: &'a Key, cost: u64) -> DecisionFuture<'a> {
         match self.consume_in_place(key, cost) {
-            Some(decided) => decided,
-            None => self.decide(key, Operation::Consume, cost, None),
+            Ok(decided) => decided,
+            Err(asked) => self.decide_from(key, Operation::Consume, cost, None, !asked),
         }
     }
 
@@ -259,18 +259,24 @@ impl<S: Store> Limiter<S> {
     /// one-tier rule, decided in place by an in-process store
     /// ([`Store::update_local`]) with no tracing on. An admission stays
     /// three numbers until the caller takes it; a denial is decided the
-    /// generic way within the same lookup. `None` for anything else, which
-    /// [`decide`](Self::decide) then answers from the start: a bad cost, a
-    /// cached block, more tiers, a store without the in-place path or one
-    /// that failed (the failure policy lives there).
+    /// generic way within the same lookup. `Err` for anything else, which
+    /// [`decide_from`](Self::decide_from) then answers: a bad cost, a
+    /// cached block, more tiers (`Err(false)`: the store was not asked), a
+    /// store without the in-place path or one that failed there
+    /// (`Err(true)`: straight to the store-call path and its failure
+    /// policy, without asking again).
     #[inline]
-    fn consume_in_place<'a>(&'a self, key: &'a Key, cost: u64) -> Option<DecisionFuture<'a>> {
+    fn consume_in_place<'a>(
+        &'a self,
+        key: &'a Key,
+        cost: u64,
+    ) -> std::result::Result<DecisionFuture<'a>, bool> {
         let rule = &self.rule;
         if rule.tiers().len() != 1 || cost == 0 || cost > rule.capacity() || trace_enabled() {
-            return None;
+            return Err(false);
         }
         if !self.blocks.is_empty() && self.blocks.blocked_until(key, self.clock.now()).is_some() {
-            return None;
+            return Err(false);
         }
         let own = self.own_clock.then_some(&*self.clock);
         // Written field by field and read back the same way: a whole
@@ -288,9 +294,9 @@ impl<S: Store> Limiter<S> {
                 };
             }
             decide_generic(rule, cost, state, at, &mut other)
-        })?;
-        if ran.is_err() {
-            return None;
+        });
+        if !matches!(ran, Some(Ok(()))) {
+            return Err(true);
         }
         if admitted {
             self.blocks.forget(key);
@@ -299,16 +305,16 @@ impl<S: Store> Limiter<S> {
                 remaining,
                 reset_us,
             };
-            return Some(DecisionFuture(Inner::Admitted(&rule.tiers()[0], admitted)));
+            return Ok(DecisionFuture(Inner::Admitted(&rule.tiers()[0], admitted)));
         }
-        let result = match other? {
+        let result = match other.ok_or(true)? {
             Ok(d) => {
                 self.blocks.observe(key, &d);
                 Ok(d)
             }
             Err(e) => Err(e.with_operation("limit.consume").with_key(key)),
         };
-        Some(DecisionFuture::ready(result))
+        Ok(DecisionFuture::ready(result))
     }
 
     /// One decision: answered before the first poll when the block cache
@@ -321,6 +327,19 @@ impl<S: Store> Limiter<S> {
         op: Operation,
         amount: u64,
         undo_at: Option<Timestamp>,
+    ) -> DecisionFuture<'a> {
+        self.decide_from(key, op, amount, undo_at, true)
+    }
+
+    /// [`decide`](Self::decide), trying the store's in-place path only if
+    /// `local` (false: it was just asked and declined or failed).
+    fn decide_from<'a>(
+        &'a self,
+        key: &'a Key,
+        op: Operation,
+        amount: u64,
+        undo_at: Option<Timestamp>,
+        local: bool,
     ) -> DecisionFuture<'a> {
         let lop = match undo_at {
             Some(at) => LimitOp::undo(&self.rule, amount, at),
@@ -342,7 +361,12 @@ impl<S: Store> Limiter<S> {
             }
         }
         let mut decision = Decision::EMPTY;
-        match self.decide_local(key, &lop, &mut decision) {
+        let decided = if local {
+            self.decide_local(key, &lop, &mut decision)
+        } else {
+            None
+        };
+        match decided {
             Some(Ok(())) => DecisionFuture::ready(trace(op, key, Ok(decision))),
             Some(Err(e)) => DecisionFuture::ready(trace(op, key, Err(e))),
             None => DecisionFuture(Inner::Pending(Box::pin(async move {
@@ -400,7 +424,9 @@ impl<S: Store> Limiter<S> {
     async fn decide_remote(&self, key: &Key, lop: LimitOp<'_>, amount: u64) -> Result<Decision> {
         let op = lop.operation();
         let reads = matches!(op, Operation::Consume | Operation::Check);
-        let decision = match self.run_on(&self.store, key, &lop).await {
+        // The in-place path was tried (or skipped) already: the store call.
+        let primary = run(&self.store, key, &lop, &*self.clock, self.script_time).await;
+        let decision = match primary {
             Ok(d) => d,
             Err(e) if is_store_failure(&e) => match &self.on_error {
                 OnStoreError::Fail => return Err(e.with_operation(op_name(op))),

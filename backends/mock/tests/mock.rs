@@ -258,3 +258,29 @@ async fn works_behind_arc_dyn_store() {
     let shared: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
     assert_eq!(shared.increment(&key("hits"), 2, None).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn a_limiter_asks_for_the_in_place_path_once_per_decision() {
+    use rampart::limit::{Limiter, Quota, Rule};
+    let clock = ManualClock::new(Timestamp::from_secs(1_700_000_000));
+    let mut store = MockStore::new();
+    store.expect_capabilities().return_const(Capabilities::NONE);
+    // No local path: asked once per decision, then the store call.
+    store.expect_update_local().times(3).returning(|_, _| None);
+    store
+        .expect_update()
+        .times(3)
+        .returning(|_, f| match f(None) {
+            Change::Set { value, .. } => Ok(Updated::new(Some(value), true, 1)),
+            Change::Keep => Ok(Updated::new(None, false, 1)),
+            other => panic!("unexpected change {other:?}"),
+        });
+    let limiter = Limiter::builder(store, Rule::token_bucket(Quota::per_second(5)).unwrap())
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let k = key("rl:alice");
+    assert!(limiter.consume(&k, 1).await.unwrap().allowed);
+    assert!(limiter.consume(&k, 5).await.unwrap().allowed);
+    assert!(limiter.check(&k, 1).await.unwrap().allowed);
+}
