@@ -459,3 +459,26 @@ async fn block_cache_is_bounded() {
     l.block_cache().clear();
     assert!(l.block_cache().is_empty());
 }
+
+#[tokio::test]
+async fn a_decision_future_polled_again_is_an_error_not_a_panic() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let clock = clock();
+    let rule = Rule::token_bucket(Quota::per_minute(1)).unwrap();
+    let limiter = limiter(memory(&clock), rule, &clock);
+    let k = key("twice");
+    let mut cx = Context::from_waker(Waker::noop());
+    // An admission (kept unexpanded until taken), then a denial.
+    for admitted in [true, false] {
+        let mut f = std::pin::pin!(limiter.consume(&k, 1));
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(d)) => assert_eq!(d.allowed, admitted),
+            other => panic!("an in-process decision is ready at once: {other:?}"),
+        }
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::InvalidInput),
+            other => panic!("a second poll gave {other:?}"),
+        }
+    }
+}

@@ -6,8 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::engine::admit_one_tier;
-use super::engine::{LimitOp, Operation};
+use super::engine::{admit_one_tier, LimitOp, Operation};
 use super::policy::{is_store_failure, BlockCache, OnStoreError, DEFAULT_BLOCK_CACHE};
 use super::{Admitted, Decision, DecisionSource, Rule, Tier};
 use crate::{
