@@ -161,10 +161,7 @@ function consumeNow(inner, key, cost, headerOptions) {
     const n = keyIn(key);
     if (rendered !== undefined) {
       const { style, names, partitionKey } = rendered;
-      const joined =
-        n >= 0
-          ? inner.consumeHeadersKeyIn(n, cost, style, names, partitionKey)
-          : inner.consumeHeadersNow(key, cost, style, names, partitionKey);
+      const joined = inner.consumeHeadersNow(n, n >= 0 ? undefined : key, cost, style, names, partitionKey);
       if (joined === undefined) return Promise.reject(takeFailure());
       rendered.joined = joined;
     } else {

@@ -465,32 +465,33 @@ impl RateLimiterHandle {
 
     /// [`consume_now`](Self::consume_now) answering with the headers the
     /// core rendered for the decision (what `consumeWithHeaders` resolves
-    /// to), or `undefined` with the error left for `takeFailure`.
+    /// to), or `undefined` with the error left for `takeFailure`. The key
+    /// is `id`, or, when `id` is `undefined`, the `len` bytes JavaScript
+    /// wrote to the key scratch buffer, as in
+    /// [`consume_key_in`](Self::consume_key_in). Checked in the order of
+    /// `consumeWithHeaders`: key, cost, header options.
     #[wasm_bindgen(js_name = consumeHeadersNow)]
     pub fn consume_headers_now(
         &self,
-        id: &str,
-        cost_units: f64,
-        style: JsValue,
-        names: JsValue,
-        pk: JsValue,
-    ) -> Option<String> {
-        let key = self.limiter.key(id).map_err(js);
-        self.headers_now(key, cost_units, &style, &names, &pk)
-    }
-
-    /// [`consume_headers_now`](Self::consume_headers_now) for a key in the
-    /// key scratch buffer, as [`consume_key_in`](Self::consume_key_in).
-    #[wasm_bindgen(js_name = consumeHeadersKeyIn)]
-    pub fn consume_headers_key_in(
-        &self,
         len: u32,
+        id: Option<String>,
         cost_units: f64,
         style: JsValue,
         names: JsValue,
         pk: JsValue,
     ) -> Option<String> {
-        self.headers_now(self.key_in(len), cost_units, &style, &names, &pk)
+        let key = match id {
+            Some(id) => self.limiter.key(&id).map_err(js),
+            None => self.key_in(len),
+        };
+        let rendered = key.and_then(|key| {
+            let cost = cost(cost_units)?;
+            let headers = Headers::read(&style, &names, &pk)?;
+            let d = self.decide_now(&key, cost)?;
+            figures(&d);
+            Ok(headers.map(|h| h.render(&d)).unwrap_or_default())
+        });
+        rendered.map_err(|e| status(Err(e))).ok()
     }
 
     /// [`consume`](Self::consume), resolving to the headers the core
@@ -635,27 +636,6 @@ impl RateLimiterHandle {
                 "a rate-limit key must be UTF-8 text",
             ))),
         })
-    }
-
-    /// A synchronous consume with headers: checked in the order of
-    /// [`consume_with_headers`](Self::consume_with_headers) (key, cost,
-    /// header options), then decided by [`decide_now`](Self::decide_now).
-    fn headers_now(
-        &self,
-        key: Result<Key, JsValue>,
-        cost_units: f64,
-        style: &JsValue,
-        names: &JsValue,
-        pk: &JsValue,
-    ) -> Option<String> {
-        let rendered = key.and_then(|key| {
-            let cost = cost(cost_units)?;
-            let headers = Headers::read(style, names, pk)?;
-            let d = self.decide_now(&key, cost)?;
-            figures(&d);
-            Ok(headers.map(|h| h.render(&d)).unwrap_or_default())
-        });
-        rendered.map_err(|e| status(Err(e))).ok()
     }
 
     /// One consume, polled once: on in-process stores the core answers
