@@ -24,7 +24,8 @@ const ms = (x) => (x < 0 ? null : x);
 
 /**
  * The Decision whose figures the core just wrote (src/limiter.rs
- * `reply`), with the headers it rendered, if asked.
+ * `figures`), with the header options and the headers the core rendered
+ * (`joined`), if asked.
  */
 function unpack(rendered) {
   const figures = out();
