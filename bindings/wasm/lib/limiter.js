@@ -148,34 +148,48 @@ function pairs(joined) {
  * consume on a limiter whose stores are in process: the core decides
  * during the call (no task, no pending promise), and the promise returned
  * is already resolved, or rejected with the same errors as on the async
- * path. `key` is a string and `cost` a number; `headerOptions`, when
- * given, is read here and the core renders the headers with the decision.
+ * path. `key` is a string and `cost` a number.
  */
-function consumeNow(inner, key, cost, headerOptions) {
+function consumeNow(inner, key, cost) {
+  const poisoned = health();
+  if (poisoned !== null) return Promise.reject(poisoned);
+  let decided;
+  try {
+    const n = keyIn(key);
+    if (n >= 0) {
+      decided = inner.consumeKeyIn(n, cost);
+    } else if (key.isWellFormed()) {
+      decided = inner.consumeNow(key, cost);
+    } else {
+      return Promise.reject(badConsume(key, cost));
+    }
+    if (decided === 0) return Promise.reject(takeFailure());
+  } catch (e) {
+    return Promise.reject(failure(e));
+  }
+  return Promise.resolve(unpack(undefined));
+}
+
+/**
+ * consumeNow with header options: the core renders the headers with the
+ * decision, during the call. `key` is a well-formed string (checked
+ * before the options are read, as on the async path). A function of its
+ * own, so the plain path's stays as small for the JIT.
+ */
+function consumeHeadersNow(inner, key, cost, headerOptions) {
   const poisoned = health();
   if (poisoned !== null) return Promise.reject(poisoned);
   let rendered;
   try {
-    if (headerOptions !== undefined) rendered = renderedOf(headerOptions);
+    rendered = renderedOf(headerOptions);
+    if (rendered === undefined) return consumeNow(inner, key, cost);
     // After reading the options: a getter may call rampart, which writes
     // the same scratch buffer.
     const n = keyIn(key);
-    if (rendered !== undefined) {
-      const { style, names, partitionKey } = rendered;
-      const joined = inner.consumeHeadersNow(n, n >= 0 ? undefined : key, cost, style, names, partitionKey);
-      if (joined === undefined) return Promise.reject(takeFailure());
-      rendered.joined = joined;
-    } else {
-      let decided;
-      if (n >= 0) {
-        decided = inner.consumeKeyIn(n, cost);
-      } else if (key.isWellFormed()) {
-        decided = inner.consumeNow(key, cost);
-      } else {
-        return Promise.reject(badConsume(key, cost));
-      }
-      if (decided === 0) return Promise.reject(takeFailure());
-    }
+    const { style, names, partitionKey } = rendered;
+    const joined = inner.consumeHeadersNow(n, n >= 0 ? undefined : key, cost, style, names, partitionKey);
+    if (joined === undefined) return Promise.reject(takeFailure());
+    rendered.joined = joined;
   } catch (e) {
     return Promise.reject(failure(e));
   }
@@ -262,7 +276,7 @@ class RateLimiter {
     if (headerOptions === undefined && this[NOW]) return consumeNow(this[INNER], key, cost);
     // Before the header options are read, as on the async path.
     if (!key.isWellFormed()) return Promise.reject(badConsume(key, cost));
-    if (this[NOW]) return consumeNow(this[INNER], key, cost, headerOptions);
+    if (this[NOW]) return consumeHeadersNow(this[INNER], key, cost, headerOptions);
     if (headerOptions === undefined) {
       return run(() => this[INNER].consume(key, cost), () => unpack(undefined));
     }
