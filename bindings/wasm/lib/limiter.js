@@ -24,7 +24,8 @@ const ms = (x) => (x < 0 ? null : x);
 
 /**
  * The Decision whose figures the core just wrote (src/limiter.rs
- * `reply`), with the headers it rendered, if asked.
+ * `figures`), with the header options and the headers the core rendered
+ * (`joined`), if asked.
  */
 function unpack(rendered) {
   const figures = out();
@@ -73,7 +74,7 @@ class Decision {
       sameNames(r.names, opts.names) &&
       opts.retryAfter !== false
     ) {
-      return r.headers.map(([name, value]) => [name, value]);
+      return pairs(r.joined);
     }
     // Not what the core rendered: the same formats, from the figures.
     const { rateLimitHeaders } = require('./express');
@@ -116,6 +117,34 @@ function badConsume(key, cost) {
 }
 
 /**
+ * The header options consume hands the core, read once: { style, names,
+ * partitionKey }, or undefined when no style is asked for. Throws
+ * RampartErrors (a throwing getter or Proxy trap included).
+ */
+function renderedOf(headerOptions) {
+  const h = options(headerOptions, 'header options');
+  const style = field(h, 'headers', 'header options');
+  if (style === undefined || style === null || style === false) return undefined;
+  return {
+    style,
+    names: list(field(h, 'names', 'header options'), 'header options.names'),
+    partitionKey: field(h, 'partitionKey', 'header options'),
+  };
+}
+
+/**
+ * The headers the core rendered, `name\nvalue` pairs joined by `\n`
+ * (src/limiter.rs `Headers::render`), as [name, value] pairs: split when
+ * asked for, so each call answers a fresh array.
+ */
+function pairs(joined) {
+  const parts = joined.split('\n');
+  const headers = new Array(parts.length >> 1);
+  for (let i = 0; i < headers.length; i++) headers[i] = [parts[2 * i], parts[2 * i + 1]];
+  return headers;
+}
+
+/**
  * consume on a limiter whose stores are in process: the core decides
  * during the call (no task, no pending promise), and the promise returned
  * is already resolved, or rejected with the same errors as on the async
@@ -139,6 +168,32 @@ function consumeNow(inner, key, cost) {
     return Promise.reject(failure(e));
   }
   return Promise.resolve(unpack(undefined));
+}
+
+/**
+ * consumeNow with header options: the core renders the headers with the
+ * decision, during the call. `key` is a well-formed string (checked
+ * before the options are read, as on the async path). A function of its
+ * own, so the plain path's stays as small for the JIT.
+ */
+function consumeHeadersNow(inner, key, cost, headerOptions) {
+  const poisoned = health();
+  if (poisoned !== null) return Promise.reject(poisoned);
+  let rendered;
+  try {
+    rendered = renderedOf(headerOptions);
+    if (rendered === undefined) return consumeNow(inner, key, cost);
+    // After reading the options: a getter may call rampart, which writes
+    // the same scratch buffer.
+    const n = keyIn(key);
+    const { style, names, partitionKey } = rendered;
+    const joined = inner.consumeHeadersNow(n, n >= 0 ? undefined : key, cost, style, names, partitionKey);
+    if (joined === undefined) return Promise.reject(takeFailure());
+    rendered.joined = joined;
+  } catch (e) {
+    return Promise.reject(failure(e));
+  }
+  return Promise.resolve(unpack(rendered));
 }
 
 /** Rate limiting with the core's algorithms, on any Store. */
@@ -219,26 +274,23 @@ class RateLimiter {
       return Promise.reject(badConsume(key, cost));
     }
     if (headerOptions === undefined && this[NOW]) return consumeNow(this[INNER], key, cost);
+    // Before the header options are read, as on the async path.
     if (!key.isWellFormed()) return Promise.reject(badConsume(key, cost));
+    if (this[NOW]) return consumeHeadersNow(this[INNER], key, cost, headerOptions);
     if (headerOptions === undefined) {
       return run(() => this[INNER].consume(key, cost), () => unpack(undefined));
     }
     let rendered;
     return run(
       () => {
-        const h = options(headerOptions, 'header options');
-        const style = field(h, 'headers', 'header options');
-        if (style === undefined || style === null || style === false) {
-          return this[INNER].consume(key, cost);
-        }
-        rendered = {
-          style,
-          names: list(field(h, 'names', 'header options'), 'header options.names'),
-          partitionKey: field(h, 'partitionKey', 'header options'),
-        };
-        return this[INNER].consumeWithHeaders(key, cost, style, rendered.names, rendered.partitionKey);
+        rendered = renderedOf(headerOptions);
+        if (rendered === undefined) return this[INNER].consume(key, cost);
+        return this[INNER].consumeWithHeaders(key, cost, rendered.style, rendered.names, rendered.partitionKey);
       },
-      (headers) => unpack(rendered === undefined ? undefined : { ...rendered, headers }),
+      (joined) => {
+        if (rendered !== undefined) rendered.joined = joined;
+        return unpack(rendered);
+      },
     );
   }
 

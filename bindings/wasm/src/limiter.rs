@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use js_sys::{Array, Reflect};
+use js_sys::Reflect;
 use rampart::limit::{
     consume_all, presets::Presets, Algorithm, Decision, DecisionSource, HeaderOptions, HeaderStyle,
     Limiter, OnStoreError, Quota, Rule,
@@ -165,18 +165,27 @@ impl Headers {
         }))
     }
 
-    fn render(&self, d: &Decision) -> Array {
+    /// The headers the core rendered for `d` as one string, `name\nvalue`
+    /// pairs joined by `\n` (`pairs` in `lib/limiter.js` splits it): one
+    /// string crosses the boundary rather than an array per header. The
+    /// core's header names and values are printable ASCII (policy names
+    /// are escaped, the partition key hashed), so `\n` is never inside one.
+    fn render(&self, d: &Decision) -> String {
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
         let mut options = HeaderOptions::new(self.style).names(&names);
         if let Some(pk) = &self.partition_key {
             options = options.partition_key(pk);
         }
-        d.headers_with(&options)
-            .into_iter()
-            .map(|(name, value)| -> JsValue {
-                Array::of2(&JsValue::from_str(name), &JsValue::from_str(&value)).into()
-            })
-            .collect()
+        let mut joined = String::with_capacity(128);
+        for (name, value) in d.headers_with(&options) {
+            if !joined.is_empty() {
+                joined.push('\n');
+            }
+            joined.push_str(name);
+            joined.push('\n');
+            joined.push_str(&value);
+        }
+        joined
     }
 }
 
@@ -198,9 +207,8 @@ fn opt_ms(d: Option<Duration>) -> f64 {
 }
 
 /// Writes a decision's figures where `lib/limiter.js` reads them
-/// ([`crate::runtime::with_out`]); resolves to `undefined`, or to the
-/// headers the core rendered.
-fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
+/// ([`crate::runtime::with_out`]).
+fn figures(d: &Decision) {
     with_out(|out| {
         out[0] = f64::from(u8::from(d.allowed));
         out[1] = d.limit as f64;
@@ -225,9 +233,15 @@ fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
         }
         out[9] = f64::from(n);
     });
+}
+
+/// [`figures`], resolving a task to `undefined`, or to the headers the
+/// core rendered ([`Headers::render`]).
+fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
+    figures(d);
     match headers {
         None => JsValue::UNDEFINED,
-        Some(h) => h.render(d).into(),
+        Some(h) => JsValue::from_str(&h.render(d)),
     }
 }
 
@@ -434,7 +448,7 @@ impl RateLimiterHandle {
             self.limiter
                 .key(id)
                 .map_err(js)
-                .and_then(|key| self.decide_now(&key, cost_units)),
+                .and_then(|key| self.figures_now(&key, cost_units)),
         )
     }
 
@@ -443,13 +457,41 @@ impl RateLimiterHandle {
     /// allocation and the call that passing a string costs.
     #[wasm_bindgen(js_name = consumeKeyIn)]
     pub fn consume_key_in(&self, len: u32, cost_units: f64) -> u32 {
-        let key = read_key_in(len, |text| match text {
-            Some(text) => self.limiter.key(text).map_err(js),
-            None => Err(js(Error::invalid_key(
-                "a rate-limit key must be UTF-8 text",
-            ))),
+        status(
+            self.key_in(len)
+                .and_then(|key| self.figures_now(&key, cost_units)),
+        )
+    }
+
+    /// [`consume_now`](Self::consume_now) answering with the headers the
+    /// core rendered for the decision (what `consumeWithHeaders` resolves
+    /// to), or `undefined` with the error left for `takeFailure`. The key
+    /// is `id`, or, when `id` is `undefined`, the `len` bytes JavaScript
+    /// wrote to the key scratch buffer, as in
+    /// [`consume_key_in`](Self::consume_key_in). Checked in the order of
+    /// `consumeWithHeaders`: key, cost, header options.
+    #[wasm_bindgen(js_name = consumeHeadersNow)]
+    pub fn consume_headers_now(
+        &self,
+        len: u32,
+        id: Option<String>,
+        cost_units: f64,
+        style: JsValue,
+        names: JsValue,
+        pk: JsValue,
+    ) -> Option<String> {
+        let key = match id {
+            Some(id) => self.limiter.key(&id).map_err(js),
+            None => self.key_in(len),
+        };
+        let rendered = key.and_then(|key| {
+            let cost = cost(cost_units)?;
+            let headers = Headers::read(&style, &names, &pk)?;
+            let d = self.decide_now(&key, cost)?;
+            figures(&d);
+            Ok(headers.map(|h| h.render(&d)).unwrap_or_default())
         });
-        status(key.and_then(|key| self.decide_now(&key, cost_units)))
+        rendered.map_err(|e| status(Err(e))).ok()
     }
 
     /// [`consume`](Self::consume), resolving to the headers the core
@@ -580,11 +622,26 @@ impl RateLimiterHandle {
         key_for(&self.limiter, id)
     }
 
+    /// [`decide_now`](Self::decide_now), the figures written.
+    fn figures_now(&self, key: &Key, cost_units: f64) -> Result<(), JsValue> {
+        figures(&self.decide_now(key, cost(cost_units)?)?);
+        Ok(())
+    }
+
+    /// The key JavaScript wrote to the key scratch buffer (`len` bytes).
+    fn key_in(&self, len: u32) -> Result<Key, JsValue> {
+        read_key_in(len, |text| match text {
+            Some(text) => self.limiter.key(text).map_err(js),
+            None => Err(js(Error::invalid_key(
+                "a rate-limit key must be UTF-8 text",
+            ))),
+        })
+    }
+
     /// One consume, polled once: on in-process stores the core answers
     /// before the first poll ([`rampart::Store::update_local`]), or, on
     /// its fallback path, within it (nothing awaits JavaScript).
-    fn decide_now(&self, key: &Key, cost_units: f64) -> Result<(), JsValue> {
-        let cost = cost(cost_units)?;
+    fn decide_now(&self, key: &Key, cost: u64) -> Result<Decision, JsValue> {
         if !self.in_process {
             return Err(js(Error::invalid_input(
                 "consumeNow needs a limiter whose stores are in process",
@@ -594,10 +651,7 @@ impl RateLimiterHandle {
         let mut decision = self.limiter.consume(key, cost);
         let mut cx = Context::from_waker(Waker::noop());
         match Pin::new(&mut decision).poll(&mut cx) {
-            Poll::Ready(Ok(d)) => {
-                reply(&d, None);
-                Ok(())
-            }
+            Poll::Ready(Ok(d)) => Ok(d),
             Poll::Ready(Err(e)) => Err(js(e)),
             // Unreachable while every store is in process. Not retried on
             // the async path: the first poll may have counted already.

@@ -435,6 +435,85 @@ describe('hostile arguments to RateLimiter.consume', () => {
     });
   }
 
+  // Header options, hostile or not, each with a key and cost from above:
+  // read in JavaScript, then the key, the cost and the options are checked
+  // by the module in that order on both paths.
+  const throwingGetter = (name) => Object.defineProperty({ headers: 'draft-8' }, name, {
+    get() {
+      throw new Error('hostile getter');
+    },
+    enumerable: true,
+  });
+  const HEADER_OPTIONS = [
+    ...HOSTILE,
+    { headers: 'draft-8' },
+    { headers: 'draft-7' },
+    { headers: 'draft-6' },
+    { headers: 'legacy' },
+    { headers: false },
+    { headers: 'draft-9' },
+    { headers: 8 },
+    { headers: {} },
+    { headers: throwingProxy },
+    { headers: 'draft-8', names: ['api', 'x"y\\', 'é\n\0', 'n'.repeat(256)] },
+    { headers: 'draft-8', names: ['n'.repeat(257)] },
+    { headers: 'draft-8', names: [1] },
+    { headers: 'draft-8', names: 'api' },
+    { headers: 'draft-8', names: [throwingProxy] },
+    { headers: 'draft-8', names: throwingProxy },
+    { headers: 'draft-8', names: revokedProxy },
+    { headers: 'draft-8', names: new Array(100_000).fill('n') },
+    { headers: 'draft-8', partitionKey: 'é\n' },
+    { headers: 'draft-8', partitionKey: '\uD800' },
+    { headers: 'draft-8', partitionKey: 'p'.repeat(1025) },
+    { headers: 'draft-8', partitionKey: 7 },
+    { headers: 'legacy', partitionKey: throwingProxy, names: [revokedProxy] },
+    throwingGetter('headers'),
+    throwingGetter('names'),
+    throwingGetter('partitionKey'),
+    new Proxy({ headers: 'draft-8' }, { get: (t, p) => (p === 'names' ? revokedProxy : t[p]) }),
+  ];
+  /** The names of the headers a resolved decision carries for `opts`. */
+  const headerNames = (d, opts) => {
+    try {
+      const style = opts?.headers;
+      if (typeof style !== 'string' || !['draft-8', 'draft-7', 'draft-6', 'legacy'].includes(style)) return '';
+      return d.headers(style, { names: opts.names, partitionKey: opts.partitionKey }).map(([name]) => name).join(',');
+    } catch (e) {
+      return `headers() threw ${e.code}`;
+    }
+  };
+
+  it('synchronous and async paths agree on every key, cost and header options', async () => {
+    const { memory, adapter } = storesUnderTest();
+    // A limit no call reaches: no denial (no Retry-After) on either side.
+    const rule = { algorithm: 'fixed-window', limit: 1_000_000, window: 60_000, prefix: 'h' };
+    const sync = new rampart.RateLimiter({ store: memory, ...rule });
+    const later = new rampart.RateLimiter({ store: adapter, ...rule });
+    assert.equal(inProcess(sync), true);
+    assert.equal(inProcess(later), false);
+    const cases = [];
+    for (const opts of HEADER_OPTIONS) {
+      for (const key of ['k', 'é', '', 'x'.repeat(1025), '\0', 'a\uD800b', 7]) cases.push([key, 1, opts]);
+      for (const cost of [0, -1, 0.5, NaN, 2 ** 53, '1', undefined]) cases.push(['k', cost, opts]);
+    }
+    for (const key of KEYS) cases.push([key, 1, { headers: 'draft-8', names: ['n'], partitionKey: key }]);
+    for (const [key, cost, opts] of cases) {
+      const label = `consume(${describeValue(key)}, ${describeValue(cost)}, ${describeValue(opts)} #${HEADER_OPTIONS.indexOf(opts)})`;
+      const pa = sync.consume(key, cost, opts);
+      const pb = later.consume(key, cost, opts);
+      const a = await outcome(pa);
+      const b = await outcome(pb);
+      assert.equal(a, b, label);
+      if (a.startsWith('resolved')) assert.equal(headerNames(await pa, opts), headerNames(await pb, opts), label);
+    }
+    // Both limiters still decide, with headers.
+    for (const limiter of [sync, later]) {
+      const d = await limiter.consume('k', 1, { headers: 'draft-8', names: ['api'] });
+      assert.match(d.headers('draft-8', { names: ['api'] })[1][1], /^"api"; r=\d+; t=\d+$/);
+    }
+  });
+
   it('an in-process limiter insured by an adapter, or on one, takes the async path', () => {
     const { memory, adapter } = storesUnderTest();
     const rule = { algorithm: 'fixed-window', limit: 10, window: 60_000 };

@@ -32,6 +32,18 @@ function memory() {
   return { clock, store: new MemoryStore({ clock }) };
 }
 
+/**
+ * `limiter` (on a MemoryStore) sent down the async task path, as if one of
+ * its stores were not in process: the twin of one that decides during the
+ * call.
+ */
+function onTaskPath(limiter) {
+  const inProcess = Object.getOwnPropertySymbols(limiter).find((s) => s.description === 'rampart.limiter.inProcess');
+  assert.equal(limiter[inProcess], true);
+  limiter[inProcess] = false;
+  return limiter;
+}
+
 async function codeOf(p) {
   try {
     await p;
@@ -81,14 +93,15 @@ describe('RateLimiter on MemoryStore', () => {
 
   for (const algorithm of ['token-bucket', 'sliding-log', 'sliding-window', 'fixed-window']) {
     it(`${algorithm}: the synchronous path decides exactly as the task path`, async () => {
-      // consume(key) on a MemoryStore is decided during the call; with
-      // header options it runs as a task. Twin limiters, one per path, on
-      // twin stores and one clock, must give identical decisions.
+      // consume(key) on a MemoryStore is decided during the call; the
+      // twin sent down the task path runs it as a task. Twin limiters, one
+      // per path, on twin stores and one clock, must give identical
+      // decisions.
       const clock = new ManualClock(T0);
       const burst = algorithm === 'token-bucket' ? 6 : undefined;
       const rule = { clock, algorithm, quotas: [{ limit: 4, window: 1_000 }, { limit: 9, window: 10_000, burst }], blockFor: 3_000 };
       const now = new RateLimiter({ store: new MemoryStore({ clock }), ...rule });
-      const task = new RateLimiter({ store: new MemoryStore({ clock }), ...rule });
+      const task = onTaskPath(new RateLimiter({ store: new MemoryStore({ clock }), ...rule }));
       let seed = 7;
       const random = () => {
         seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -98,10 +111,54 @@ describe('RateLimiter on MemoryStore', () => {
         const key = `k${Math.floor(random() * 3)}${i % 50 === 0 ? 'é' : ''}`;
         const cost = 1 + Math.floor(random() * 3);
         const a = await now.consume(key, cost);
-        const b = await task.consume(key, cost, {});
+        const b = await task.consume(key, cost, i % 2 === 0 ? {} : undefined);
         assert.deepEqual({ ...a }, { ...b }, `#${i} ${key} ${cost}`);
         clock.advance(Math.floor(random() * 400));
       }
+    });
+  }
+
+  for (const algorithm of ['token-bucket', 'sliding-log', 'sliding-window', 'fixed-window']) {
+    it(`${algorithm}: with header options, the synchronous path decides and renders as the task path`, async () => {
+      // consume(key, cost, { headers, names, partitionKey }) on a
+      // MemoryStore is decided and rendered during the call (the key in
+      // the scratch buffer when short and ASCII, else passed as a string).
+      const clock = new ManualClock(T0);
+      const burst = algorithm === 'token-bucket' ? 6 : undefined;
+      const rule = { clock, algorithm, quotas: [{ limit: 4, window: 1_000 }, { limit: 9, window: 90_000, burst }], blockFor: 3_000 };
+      const now = new RateLimiter({ store: new MemoryStore({ clock }), ...rule });
+      const task = onTaskPath(new RateLimiter({ store: new MemoryStore({ clock }), ...rule }));
+      const styles = ['draft-8', 'draft-7', 'draft-6', 'legacy'];
+      const NAMES = [undefined, ['api'], ['per-second', 'per-90s'], ['"q\\', 'é\n']];
+      const PKS = [undefined, 'u', '203.0.113.7', 'é'.repeat(40)];
+      let seed = 11;
+      const random = () => {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        return seed / 0x7fffffff;
+      };
+      const pick = (xs) => xs[Math.floor(random() * xs.length)];
+      const seen = new Set();
+      for (let i = 0; i < 400; i++) {
+        const key = `k${Math.floor(random() * 3)}${i % 7 === 0 ? 'é' : ''}`;
+        const cost = 1 + Math.floor(random() * 3);
+        const opts = { headers: styles[i % 4], names: pick(NAMES), partitionKey: pick(PKS) };
+        const a = await now.consume(key, cost, opts);
+        const b = await task.consume(key, cost, opts);
+        const label = `#${i} ${key} ${cost} ${JSON.stringify(opts)}`;
+        assert.deepEqual({ ...a }, { ...b }, label);
+        const again = { names: opts.names, partitionKey: opts.partitionKey };
+        const headers = a.headers(opts.headers, again);
+        assert.deepEqual(headers, b.headers(opts.headers, again), label);
+        // What the core rendered with the decision, as the JavaScript
+        // renderer has it from the figures.
+        assert.deepEqual(headers, rateLimitHeaders({ ...a }, { style: opts.headers, ...again }), label);
+        // A fresh array each time.
+        assert.notEqual(a.headers(opts.headers, again), headers);
+        seen.add(`${opts.headers} ${a.allowed}`);
+        clock.advance(Math.floor(random() * 400));
+      }
+      // Every style both admitted and denied.
+      assert.equal(seen.size, 8, [...seen].join(', '));
     });
   }
 
