@@ -84,9 +84,11 @@ impl<'a> HeaderOptions<'a> {
     }
 }
 
-/// Whole seconds, rounded up.
-fn secs(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
+/// Whole seconds, rounded up (u64 arithmetic: u128 division is a library
+/// call natively and software on wasm32).
+#[inline]
+pub(crate) fn secs(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 impl Decision {
@@ -119,7 +121,10 @@ impl Decision {
         let window = secs(self.window);
         match options.style {
             HeaderStyle::Legacy => {
-                let reset_at = (u128::from(self.at.as_micros()) + self.reset_after.as_micros())
+                let reset_at = self
+                    .at
+                    .as_micros()
+                    .saturating_add(crate::duration_micros(self.reset_after))
                     .div_ceil(1_000_000);
                 out.push(("X-RateLimit-Limit", limit.to_string()));
                 out.push(("X-RateLimit-Remaining", remaining.to_string()));
@@ -140,29 +145,29 @@ impl Decision {
             }
             HeaderStyle::Draft8 => {
                 let pk = options.partition_key.map(partition_key);
-                let mut policy = String::new();
-                let mut state = String::new();
+                let mut policy = String::with_capacity(48);
+                let mut state = String::with_capacity(40);
                 for (i, tier) in self.tiers().enumerate() {
                     if i > 0 {
                         policy.push_str(", ");
                         state.push_str(", ");
                     }
-                    let name = match options.names.get(i) {
-                        Some(n) => sf_string(n),
-                        None => default_name(&tier),
-                    };
-                    let _ = write!(
-                        policy,
-                        "\"{name}\"; q={}; w={}",
-                        tier.limit,
-                        secs(tier.window)
-                    );
+                    // The name is written once, into the policy, and copied.
+                    policy.push('"');
+                    let start = policy.len();
+                    match options.names.get(i) {
+                        Some(n) => push_sf_string(&mut policy, n),
+                        None => push_default_name(&mut policy, &tier),
+                    }
+                    state.push('"');
+                    state.push_str(&policy[start..]);
+                    let _ = write!(policy, "\"; q={}; w={}", tier.limit, secs(tier.window));
                     if let Some(pk) = &pk {
                         let _ = write!(policy, "; pk=:{pk}:");
                     }
                     let _ = write!(
                         state,
-                        "\"{name}\"; r={}; t={}",
+                        "\"; r={}; t={}",
                         tier.remaining,
                         secs(tier.reset_after)
                     );
@@ -182,8 +187,8 @@ impl Decision {
 
 /// express-rate-limit's default draft-8 name: `{limit}-in-{duration}`,
 /// the duration in the largest unit under which it stays below the next
-/// (`5sec`, `1.5min`, `1hr`, `2hrs`, `1day`, `2days`).
-fn default_name(tier: &TierStatus) -> String {
+/// (`5sec`, `1.5min`, `1hr`, `2hrs`, `1day`, `2days`), written to `out`.
+fn push_default_name(out: &mut String, tier: &TierStatus) {
     let ms = tier.window.as_nanos() as f64 / 1e6;
     let (seconds, minutes, hours, days) = (
         ms / 1_000.0,
@@ -191,21 +196,47 @@ fn default_name(tier: &TierStatus) -> String {
         ms / 3_600_000.0,
         ms / 86_400_000.0,
     );
-    let duration = if seconds < 60.0 {
-        format!("{seconds}sec")
+    let (amount, unit, plural) = if seconds < 60.0 {
+        (seconds, "sec", false)
     } else if minutes < 60.0 {
-        format!("{minutes}min")
+        (minutes, "min", false)
     } else if hours < 24.0 {
-        format!("{hours}hr{}", if hours > 1.0 { "s" } else { "" })
+        (hours, "hr", hours > 1.0)
     } else {
-        format!("{days}day{}", if days > 1.0 { "s" } else { "" })
+        (days, "day", days > 1.0)
     };
-    format!("{}-in-{duration}", tier.limit)
+    let _ = write!(out, "{}-in-", tier.limit);
+    // A whole amount as an integer: what `f64`'s `Display` prints for it,
+    // without the float formatter (the common windows are whole).
+    if amount.fract() == 0.0 && amount < 9_007_199_254_740_992.0 {
+        let _ = write!(out, "{}", amount as u64);
+    } else {
+        let _ = write!(out, "{amount}");
+    }
+    out.push_str(unit);
+    if plural {
+        out.push('s');
+    }
 }
 
-/// `text` as the inside of a structured-field string.
+/// The default name alone (tests).
+#[cfg(test)]
+fn default_name(tier: &TierStatus) -> String {
+    let mut out = String::new();
+    push_default_name(&mut out, tier);
+    out
+}
+
+/// `text` as the inside of a structured-field string (tests).
+#[cfg(test)]
 fn sf_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_sf_string(&mut out, text);
+    out
+}
+
+/// Writes `text` to `out` as the inside of a structured-field string.
+fn push_sf_string(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '"' | '\\' => {
@@ -216,7 +247,6 @@ fn sf_string(text: &str) -> String {
             _ => out.push('_'),
         }
     }
-    out
 }
 
 /// express-rate-limit's partition key: base64 of the first 12 hex digits
@@ -327,6 +357,21 @@ mod tests {
 
     fn hex(d: [u8; 32]) -> String {
         d.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn seconds_round_up_like_the_exact_division() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_secs(1),
+            Duration::new(1, 1),
+            Duration::new(59, 999_999_999),
+            Duration::MAX,
+        ] {
+            let exact = u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX);
+            assert_eq!(secs(d), exact, "{d:?}");
+        }
     }
 
     #[test]

@@ -109,6 +109,8 @@ use crate::{duration_micros, Error, Result, Timestamp, MAX_TTL};
 #[cfg(feature = "fuzzing")]
 pub(crate) use engine::reencode_state;
 pub use engine::{scripts, LimitOp, Operation};
+#[cfg(feature = "axum")]
+pub(crate) use headers::secs as secs_ceil;
 pub use headers::{HeaderOptions, HeaderStyle};
 #[cfg(feature = "tracing")]
 pub use limiter::TRACE_TARGET;

@@ -192,10 +192,6 @@ fn static_lower(name: &'static str) -> &'static str {
     }
 }
 
-fn secs_ceil(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
-}
-
 impl<St, K, S, B> Service<Request<B>> for RateLimitService<St, K, S>
 where
     St: Store + 'static,
@@ -256,7 +252,7 @@ where
             };
             let headers = layer.headers(&decision);
             if !decision.allowed {
-                let retry = decision.retry_after.map_or(1, secs_ceil);
+                let retry = decision.retry_after.map_or(1, crate::limit::secs_ceil);
                 web_event!(
                     info,
                     allowed = false,
