@@ -18,6 +18,7 @@ const Redis = require('ioredis');
 const { RateLimiterMemory, RateLimiterRedis } = require('rate-limiter-flexible');
 const rampart = require('..');
 const { startRedis } = require('../testing/redis-server');
+const { measure: measureIn } = require('./measure');
 
 const quick = process.argv.includes('--quick');
 const env = (name, dflt) => Number(process.env[name] ?? dflt);
@@ -30,21 +31,7 @@ const POINTS = 1_000_000_000;
 const WINDOW_S = 3600;
 
 /** ops/s and Node CPU µs per op of `total` calls of `fn(i)`, `CONCURRENCY` in flight. */
-async function measure(fn, total) {
-  let next = 0;
-  const worker = async () => {
-    while (next < total) {
-      const i = next++;
-      await fn(i);
-    }
-  };
-  const cpu = process.cpuUsage();
-  const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const used = process.cpuUsage(cpu);
-  return { ops: total / seconds, cpuUs: (used.user + used.system) / total };
-}
+const measure = (fn, total) => measureIn(fn, total, CONCURRENCY);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x) => `${Math.round(x).toLocaleString('en-US')} ops/s`;

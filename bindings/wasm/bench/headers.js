@@ -16,6 +16,7 @@
 const path = require('node:path');
 
 const rampart = require(path.resolve(process.argv[2] ?? path.join(__dirname, '..')));
+const { measure: measureIn } = require('./measure');
 
 const env = (name, dflt) => Number(process.env[name] ?? dflt);
 const CONCURRENCY = env('BENCH_CONCURRENCY', 64);
@@ -24,18 +25,7 @@ const OPS = env('BENCH_OPS', 300_000);
 const ROUNDS = env('BENCH_ROUNDS', 5);
 
 /** ops/s of `total` calls of `fn(i)`, `CONCURRENCY` in flight. */
-async function measure(fn, total) {
-  let next = 0;
-  const worker = async () => {
-    while (next < total) {
-      const i = next++;
-      await fn(i);
-    }
-  };
-  const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return total / (Number(process.hrtime.bigint() - start) / 1e9);
-}
+const measure = async (fn, total) => (await measureIn(fn, total, CONCURRENCY)).ops;
 
 async function main() {
   const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
