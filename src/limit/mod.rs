@@ -820,7 +820,7 @@ pub(crate) struct Admitted {
     pub(crate) now: u64,
     /// Cost units still admitted.
     pub(crate) remaining: u64,
-    /// µs until the bucket is full again.
+    /// µs until the tier is back to its full limit.
     pub(crate) reset_us: u64,
 }
 
