@@ -482,3 +482,150 @@ async fn a_decision_future_polled_again_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// A MockStore with scripting whose every call fails (`Unavailable`), or
+/// which must not be called at all (`calls: false`).
+fn scripted_mock(calls: bool) -> rampart_mock::MockStore {
+    let mut store = rampart_mock::MockStore::new();
+    store
+        .expect_capabilities()
+        .return_const(rampart::Capabilities::REDIS);
+    store.expect_update_local().returning(|_, _| None);
+    if calls {
+        store
+            .expect_run_atomic()
+            .returning(|_, _, _, _| Err(rampart::Error::unavailable("down")));
+    } else {
+        store.expect_run_atomic().never();
+        store.expect_eval().never();
+    }
+    store
+}
+
+/// `begin_consume` + `finish_consume` (the host makes the script call)
+/// decide as `consume` does: the failure policies on a failed call, the
+/// block cache and bad costs before any call, in-process stores at once.
+#[tokio::test]
+async fn begin_and_finish_consume_decide_as_consume() {
+    use rampart::limit::Begin;
+    use rampart::Clock;
+    let clock = clock();
+    let rule = Rule::builder(Algorithm::FixedWindow)
+        .quota(Quota::per_minute(3))
+        .block_for(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let k = key("k");
+    let down = || rampart::Error::unavailable("down");
+    let policies = || {
+        [
+            OnStoreError::Fail,
+            OnStoreError::Allow,
+            OnStoreError::Deny,
+            OnStoreError::Insurance(Arc::new(memory(&clock))),
+        ]
+    };
+    for (a, b) in policies().into_iter().zip(policies()) {
+        let build = |policy| {
+            Limiter::builder(scripted_mock(true), rule.clone())
+                .clock(clock.shared())
+                .on_store_error(policy)
+                .build()
+                .unwrap()
+        };
+        let (whole, split) = (build(a), build(b));
+        for _ in 0..5 {
+            let want = whole.consume(&k, 1).await;
+            let got = match split.begin_consume(&k, 1) {
+                Begin::Call(call) => {
+                    let sha1 = rampart::limit::scripts::FIXED_WINDOW.sha1();
+                    assert_eq!(call.script.sha1(), sha1);
+                    assert_eq!(call.args[..2], [rampart::Arg::Int(1), rampart::Arg::Int(1)]);
+                    split.finish_consume(&k, 1, Err(down())).await
+                }
+                // The insurance store's denial started a block.
+                Begin::Decided(d) => d,
+            };
+            match (want, got) {
+                (Ok(w), Ok(g)) => assert_eq!(w, g),
+                (Err(w), Err(g)) => {
+                    assert_eq!((w.kind(), w.operation()), (g.kind(), g.operation()));
+                    assert_eq!(g.key(), Some("k"));
+                }
+                other => panic!("consume and begin/finish differ: {other:?}"),
+            }
+        }
+    }
+
+    // A reply decoded as consume decodes it; a malformed one is an error.
+    let split = limiter(scripted_mock(false), rule.clone(), &clock);
+    let reply = rampart::Value::Array(
+        [1, clock.now().as_micros() as i64, 0, 2, 60_000_000, 0]
+            .into_iter()
+            .map(rampart::Value::Int)
+            .collect(),
+    );
+    let d = split.finish_consume(&k, 1, Ok(reply)).await.unwrap();
+    assert_eq!(
+        (d.allowed, d.remaining, d.source),
+        (true, 2, DecisionSource::Store)
+    );
+    let bad = rampart::Value::Array(vec![rampart::Value::Int(1)]);
+    let e = split.finish_consume(&k, 1, Ok(bad)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend);
+
+    // A denial that starts a block is remembered: the next begin answers
+    // from the block cache, without a call (the mock refuses any).
+    let denied = rampart::Value::Array(
+        [
+            0,
+            clock.now().as_micros() as i64,
+            clock.now().as_micros() as i64 + 30_000_000,
+            0,
+            60_000_000,
+            60_000_000,
+        ]
+        .into_iter()
+        .map(rampart::Value::Int)
+        .collect(),
+    );
+    let d = split.finish_consume(&k, 1, Ok(denied)).await.unwrap();
+    assert!(!d.allowed && d.blocked_until.is_some());
+    match split.begin_consume(&k, 1) {
+        Begin::Decided(Ok(d)) => {
+            assert_eq!((d.allowed, d.source), (false, DecisionSource::BlockCache))
+        }
+        other => panic!("the block cache should answer: {other:?}"),
+    }
+
+    // Bad costs: typed errors before any call.
+    for cost in [0, rule.capacity() + 1] {
+        match split.begin_consume(&k, cost) {
+            Begin::Decided(Err(e)) => assert_eq!(e.kind(), ErrorKind::InvalidInput),
+            other => panic!("cost {cost}: {other:?}"),
+        }
+        let e = split
+            .finish_consume(&k, cost, Err(down()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    // An in-process store decides at once; a remote one without scripting
+    // cannot be driven this way.
+    let memory = limiter(memory(&clock), rule.clone(), &clock);
+    match memory.begin_consume(&k, 1) {
+        Begin::Decided(Ok(d)) => assert_eq!((d.allowed, d.remaining), (true, 2)),
+        other => panic!("{other:?}"),
+    }
+    let mut plain = rampart_mock::MockStore::new();
+    plain
+        .expect_capabilities()
+        .return_const(rampart::Capabilities::NONE);
+    plain.expect_update_local().returning(|_, _| None);
+    plain.expect_update().never();
+    match limiter(plain, rule, &clock).begin_consume(&k, 1) {
+        Begin::Decided(Err(e)) => assert_eq!(e.kind(), ErrorKind::Unsupported),
+        other => panic!("{other:?}"),
+    }
+}

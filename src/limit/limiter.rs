@@ -9,9 +9,10 @@ use std::time::Duration;
 use super::engine::{admit_one_tier, LimitOp, Operation};
 use super::policy::{is_store_failure, BlockCache, OnStoreError, DEFAULT_BLOCK_CACHE};
 use super::{Admitted, Decision, DecisionSource, Rule, Tier};
+use crate::AtomicOp;
 use crate::{
-    duration_micros, run, Error, Key, LocalChange, Result, ScriptTime, SharedClock, Store,
-    SystemClock, Timestamp,
+    duration_micros, run, Arg, Error, Key, LocalChange, Result, Script, ScriptTime, SharedClock,
+    Store, SystemClock, Timestamp, Value,
 };
 
 /// Applies a [`Rule`] to keys in a store: one atomic store call per
@@ -421,46 +422,159 @@ impl<S: Store> Limiter<S> {
 
     /// The store-call path, with the failure policy.
     async fn decide_remote(&self, key: &Key, lop: LimitOp<'_>, amount: u64) -> Result<Decision> {
-        let op = lop.operation();
-        let reads = matches!(op, Operation::Consume | Operation::Check);
         // The in-place path was tried (or skipped) already: the store call.
         let primary = run(&self.store, key, &lop, &*self.clock, self.script_time).await;
+        match self.conclude(key, lop.operation(), amount, primary) {
+            Concluded::Done(result) => result,
+            Concluded::Insure => self.insure(key, &lop).await,
+        }
+    }
+
+    /// The failure policy applied to the outcome of the store call
+    /// (`primary`), and the block cache told of the decision; `Insure` when
+    /// the insurance store must decide instead.
+    fn conclude(
+        &self,
+        key: &Key,
+        op: Operation,
+        amount: u64,
+        primary: Result<Decision>,
+    ) -> Concluded {
+        let reads = matches!(op, Operation::Consume | Operation::Check);
         let decision = match primary {
             Ok(d) => d,
             Err(e) if is_store_failure(&e) => match &self.on_error {
-                OnStoreError::Fail => return Err(e.with_operation(op_name(op))),
+                OnStoreError::Fail => return Concluded::Done(Err(e.with_operation(op_name(op)))),
                 OnStoreError::Allow | OnStoreError::Deny if !reads => {
-                    return Err(e.with_operation(op_name(op)))
+                    return Concluded::Done(Err(e.with_operation(op_name(op))))
                 }
-                OnStoreError::Allow => {
-                    return Ok(Decision::degraded(
-                        &self.rule,
-                        self.clock.now(),
-                        amount,
-                        true,
-                    ))
+                OnStoreError::Allow | OnStoreError::Deny => {
+                    let allow = matches!(self.on_error, OnStoreError::Allow);
+                    let now = self.clock.now();
+                    let d = Decision::degraded(&self.rule, now, amount, allow);
+                    return Concluded::Done(Ok(d));
                 }
-                OnStoreError::Deny => {
-                    return Ok(Decision::degraded(
-                        &self.rule,
-                        self.clock.now(),
-                        amount,
-                        false,
-                    ))
-                }
-                OnStoreError::Insurance(insurance) => {
-                    let mut d = self
-                        .run_on(&**insurance, key, &lop)
-                        .await
-                        .map_err(|e| e.with_operation(op_name(op)))?;
-                    d.source = DecisionSource::Insurance;
-                    d
-                }
+                OnStoreError::Insurance(_) => return Concluded::Insure,
             },
-            Err(e) => return Err(e.with_operation(op_name(op))),
+            Err(e) => return Concluded::Done(Err(e.with_operation(op_name(op)))),
         };
         self.blocks.observe(key, &decision);
-        Ok(decision)
+        Concluded::Done(Ok(decision))
+    }
+
+    /// `lop` decided by the insurance store, while the main one fails.
+    async fn insure(&self, key: &Key, lop: &LimitOp<'_>) -> Result<Decision> {
+        let op = op_name(lop.operation());
+        let OnStoreError::Insurance(insurance) = &self.on_error else {
+            return Err(Error::backend("no insurance store to decide").with_operation(op));
+        };
+        let mut d = self
+            .run_on(&**insurance, key, lop)
+            .await
+            .map_err(|e| e.with_operation(op))?;
+        d.source = DecisionSource::Insurance;
+        self.blocks.observe(key, &d);
+        Ok(d)
+    }
+
+    /// [`consume`](Self::consume) up to its one store call, for a host that
+    /// makes the call itself and then hands the reply to
+    /// [`finish_consume`](Self::finish_consume) (the Node bindings send it
+    /// through the user's Redis client, with no future bridged across the
+    /// boundary per call). Everything that needs no store call is decided
+    /// here as `consume` decides it: a bad cost, a key the block cache
+    /// knows is blocked, a store that decides in place.
+    ///
+    /// Otherwise the store must have scripting
+    /// ([`crate::Capabilities::scripting`]): the answer is the Lua twin to
+    /// run on `key` (its `KEYS[1]`) with its arguments. A store without it
+    /// gets [`crate::ErrorKind::Unsupported`]: use `consume` there.
+    ///
+    /// ```
+    /// use rampart::limit::{Begin, Limiter, Quota, Rule};
+    /// use rampart::{MemoryStore, Store};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let limiter = Limiter::new(MemoryStore::new(), Rule::fixed_window(Quota::per_minute(5))?);
+    /// let key = limiter.key("alice")?;
+    /// let decision = match limiter.begin_consume(&key, 1) {
+    ///     // An in-process store decides at once.
+    ///     Begin::Decided(d) => d?,
+    ///     Begin::Call(call) => {
+    ///         let reply = limiter.store().eval(call.script, &[&key], &call.args).await;
+    ///         limiter.finish_consume(&key, 1, reply).await?
+    ///     }
+    /// };
+    /// assert_eq!(decision.remaining, 4);
+    /// # Ok::<(), rampart::Error>(()) }).unwrap();
+    /// ```
+    pub fn begin_consume(&self, key: &Key, cost: u64) -> Begin {
+        let op = Operation::Consume;
+        let lop = match LimitOp::new(&self.rule, op, cost) {
+            Ok(lop) => lop,
+            Err(e) => {
+                let e = e.with_operation(op_name(op)).with_key(key);
+                return Begin::Decided(trace(op, key, Err(e)));
+            }
+        };
+        if !self.blocks.is_empty() {
+            let now = self.clock.now();
+            if let Some(until) = self.blocks.blocked_until(key, now) {
+                let d = Decision::cached_block(&self.rule, now, until);
+                return Begin::Decided(trace(op, key, Ok(d)));
+            }
+        }
+        let mut decision = Decision::EMPTY;
+        match self.decide_local(key, &lop, &mut decision) {
+            Some(Ok(())) => return Begin::Decided(trace(op, key, Ok(decision))),
+            Some(Err(e)) => return Begin::Decided(trace(op, key, Err(e))),
+            None => {}
+        }
+        if !self.store.capabilities().scripting {
+            let e = Error::unsupported("begin_consume: the store has no scripting; use consume")
+                .with_operation(op_name(op))
+                .with_key(key);
+            return Begin::Decided(Err(e));
+        }
+        let now = match self.script_time {
+            ScriptTime::Server => None,
+            ScriptTime::Caller => Some(self.clock.now()),
+        };
+        Begin::Call(ScriptCall {
+            script: lop.script(),
+            args: lop.script_args(now),
+        })
+    }
+
+    /// The decision of a [`begin_consume`](Self::begin_consume) whose
+    /// script call answered `reply` (or failed with it), for the same `key`
+    /// and `cost`: decoded as `consume` decodes it, and with the failure
+    /// policy applied to a failed call (fail open or closed, or the
+    /// insurance store). The future is ready at once unless the insurance
+    /// store must decide and has no in-place path.
+    pub fn finish_consume<'a>(
+        &'a self,
+        key: &'a Key,
+        cost: u64,
+        reply: Result<Value>,
+    ) -> DecisionFuture<'a> {
+        let op = Operation::Consume;
+        let lop = match LimitOp::new(&self.rule, op, cost) {
+            Ok(lop) => lop,
+            Err(e) => {
+                let e = e.with_operation(op_name(op)).with_key(key);
+                return DecisionFuture::ready(trace(op, key, Err(e)));
+            }
+        };
+        // As `run` reads a script's outcome.
+        let primary = reply
+            .map_err(|e| e.with_key(key))
+            .and_then(|v| lop.decode_reply(v));
+        match self.conclude(key, op, cost, primary) {
+            Concluded::Done(result) => DecisionFuture::ready(trace(op, key, result)),
+            Concluded::Insure => DecisionFuture(Inner::Pending(Box::pin(async move {
+                trace(op, key, self.insure(key, &lop).await)
+            }))),
+        }
     }
 
     /// Runs `lop` on `store`: in place where the store offers it (an
@@ -477,6 +591,35 @@ impl<S: Store> Limiter<S> {
             None => run(store, key, lop, &*self.clock, self.script_time).await,
         }
     }
+}
+
+/// What [`Limiter::begin_consume`] found.
+#[derive(Debug)]
+pub enum Begin {
+    /// Decided without a store call (or the call cannot be made this way).
+    Decided(Result<Decision>),
+    /// Run this script, then hand its reply to [`Limiter::finish_consume`].
+    Call(ScriptCall),
+}
+
+/// The one script call a decision needs, made by the host
+/// ([`Limiter::begin_consume`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScriptCall {
+    /// The algorithm's Lua twin (EVALSHA its `sha1`; EVAL its source after
+    /// `NOSCRIPT`).
+    pub script: &'static Script,
+    /// Its `ARGV`; `KEYS[1]` is the decision's key.
+    pub args: Vec<Arg>,
+}
+
+/// What the failure policy made of a store call ([`Limiter::conclude`]).
+enum Concluded {
+    /// The answer.
+    Done(Result<Decision>),
+    /// The insurance store decides.
+    Insure,
 }
 
 /// The generic in-place decision, out of line: it keeps the admission

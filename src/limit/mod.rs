@@ -114,7 +114,7 @@ pub(crate) use headers::secs as secs_ceil;
 pub use headers::{HeaderOptions, HeaderStyle};
 #[cfg(feature = "tracing")]
 pub use limiter::TRACE_TARGET;
-pub use limiter::{DecisionFuture, Limiter, LimiterBuilder};
+pub use limiter::{Begin, DecisionFuture, Limiter, LimiterBuilder, ScriptCall};
 pub use policy::{consume_all, BlockCache, OnStoreError};
 
 #[cfg(doc)]

@@ -191,6 +191,52 @@ async fn pure_face_and_lua_twin_agree() {
     assert!(checked > 10_000 && ttls > 1_000);
 }
 
+/// `begin_consume` + the host's own EVAL + `finish_consume` (how the Node
+/// bindings drive a decision) decide exactly as `consume`: every rule,
+/// random costs and clock steps (backwards too), blocks included, on two
+/// keys of one redis-server.
+#[tokio::test]
+async fn begin_and_finish_decide_as_consume() {
+    use rampart::limit::{Begin, Limiter};
+    let server = common::Server::start();
+    let store = std::sync::Arc::new(server.store());
+    let clock = ManualClock::new(Timestamp::from_secs(1_700_000_000));
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let mut calls = 0;
+    for (ri, rule) in rules().into_iter().enumerate() {
+        let build = |side: &str| {
+            Limiter::builder(store.clone(), rule.clone())
+                .clock(clock.shared())
+                .script_time(ScriptTime::Caller)
+                .prefix(format!("split{ri}:{side}"))
+                .build()
+                .unwrap()
+        };
+        let (whole, split) = (build("whole"), build("split"));
+        let (kw, ks) = (whole.key("k").unwrap(), split.key("k").unwrap());
+        for _ in 0..120 {
+            let cost = 1 + rng.below(rule.capacity());
+            let want = whole.consume(&kw, cost).await.unwrap();
+            let got = match split.begin_consume(&ks, cost) {
+                Begin::Call(call) => {
+                    calls += 1;
+                    let reply = store.eval(call.script, &[&ks], &call.args).await;
+                    split.finish_consume(&ks, cost, reply).await.unwrap()
+                }
+                Begin::Decided(d) => d.unwrap(),
+            };
+            assert_eq!(want, got, "rule {ri} cost {cost}");
+            if rng.below(10) == 0 {
+                let back = rng.below(2_000_000);
+                clock.set(Timestamp::from_micros(clock.now().as_micros() - back));
+            } else {
+                clock.advance(Duration::from_micros(rng.below(400_000)));
+            }
+        }
+    }
+    assert!(calls > 1_000, "{calls} script calls");
+}
+
 /// 4 separate clients x 32 tasks on one key, limit 100: exactly 100 admitted,
 /// for every algorithm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
