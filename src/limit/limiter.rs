@@ -227,6 +227,10 @@ impl<S: Store> Limiter<S> {
     pub fn rule(&self) -> &Rule {
         &self.rule
     }
+    /// The prefix of [`key`](Self::key), if any.
+    pub fn prefix(&self) -> Option<&Key> {
+        self.prefix.as_ref()
+    }
     /// The store.
     pub fn store(&self) -> &S {
         &self.store

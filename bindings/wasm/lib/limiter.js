@@ -14,6 +14,13 @@ const RENDERED = Symbol('rampart.renderedHeaders');
 const INNER = Symbol('rampart.limiter');
 /** Whether the limiter's stores are all in process (it decides synchronously). */
 const NOW = Symbol('rampart.limiter.inProcess');
+/** The scripted path of consume ({ adapter, evalFn, script, prefix }), or null. */
+const SCRIPTED = Symbol('rampart.limiter.scripted');
+/** scriptBegin's answers (src/limiter.rs); 0 is a failure. */
+const BEGIN_DECIDED = 1;
+const BEGIN_CALL = 2;
+/** Function.prototype.apply, safe from an adapter's own `apply`. */
+const apply = Reflect.apply;
 /**
  * Each RateLimiter's id in the module (for consumeAll), keyed by the
  * object itself: a lookup no Proxy or getter can fake.
@@ -196,6 +203,70 @@ function consumeHeadersNow(inner, key, cost, headerOptions) {
   return Promise.resolve(unpack(rendered));
 }
 
+/** The scripted path of a limiter (src/limiter.rs `scriptPath`), or null. */
+function scriptedOf(inner) {
+  const path = inner.scriptPath;
+  if (path === undefined) return null;
+  return { adapter: path[0], evalFn: path[1], script: path[2], prefix: path[3] };
+}
+
+/**
+ * consume over a store adapter with `eval` (Redis): the core decides what
+ * it can at once and otherwise hands over the script call, which is made
+ * here with the same function, arguments and key the core's Store.eval
+ * would use; the outcome goes back to the core, which decodes it and
+ * applies the failure policy (src/limiter.rs scriptBegin/scriptFinish).
+ * One promise of the client's, one `then`: no task, no bridged await.
+ * `key` is a string and `cost` a number.
+ */
+function consumeScripted(inner, s, key, cost) {
+  const poisoned = health();
+  if (poisoned !== null) return Promise.reject(poisoned);
+  let begun;
+  try {
+    const n = keyIn(key);
+    if (n < 0 && !key.isWellFormed()) return Promise.reject(badConsume(key, cost));
+    begun = inner.scriptBegin(n, n >= 0 ? undefined : key, cost);
+  } catch (e) {
+    return Promise.reject(failure(e));
+  }
+  if (begun === BEGIN_DECIDED) return Promise.resolve(unpack(undefined));
+  if (begun === 0) return Promise.reject(takeFailure());
+  if (begun !== BEGIN_CALL) return run(() => inner.consume(key, cost), () => unpack(undefined));
+  const figures = out();
+  const n = figures[0];
+  const args = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = figures[i + 1];
+    args[i] = x === x ? x : ''; // NaN: the empty string ("the server's time")
+  }
+  let called;
+  try {
+    called = apply(s.evalFn, s.adapter, [s.script, [s.prefix + key], args]);
+  } catch (e) {
+    called = Promise.reject(e);
+  }
+  return Promise.resolve(called).then(
+    (v) => finishScripted(inner, key, cost, true, v),
+    (e) => finishScripted(inner, key, cost, false, e),
+  );
+}
+
+/** The decision of consumeScripted's call: resolves or throws (a RampartError). */
+function finishScripted(inner, key, cost, ok, outcome) {
+  const poisoned = health();
+  if (poisoned !== null) throw poisoned;
+  let finished;
+  try {
+    const n = keyIn(key);
+    finished = inner.scriptFinish(n, n >= 0 ? undefined : key, cost, ok, outcome);
+  } catch (e) {
+    throw failure(e);
+  }
+  if (finished === 0) throw takeFailure();
+  return unpack(undefined);
+}
+
 /** Rate limiting with the core's algorithms, on any Store. */
 class RateLimiter {
   /**
@@ -224,6 +295,7 @@ class RateLimiter {
       }
     });
     this[NOW] = this[INNER].inProcess;
+    this[SCRIPTED] = scriptedOf(this[INNER]);
     IDS.set(this, this[INNER].id);
   }
 
@@ -255,6 +327,7 @@ class RateLimiter {
       }
     });
     limiter[NOW] = limiter[INNER].inProcess;
+    limiter[SCRIPTED] = scriptedOf(limiter[INNER]);
     IDS.set(limiter, limiter[INNER].id);
     return limiter;
   }
@@ -273,7 +346,10 @@ class RateLimiter {
     if (typeof key !== 'string' || typeof cost !== 'number') {
       return Promise.reject(badConsume(key, cost));
     }
-    if (headerOptions === undefined && this[NOW]) return consumeNow(this[INNER], key, cost);
+    if (headerOptions === undefined) {
+      if (this[NOW]) return consumeNow(this[INNER], key, cost);
+      if (this[SCRIPTED] !== null) return consumeScripted(this[INNER], this[SCRIPTED], key, cost);
+    }
     // Before the header options are read, as on the async path.
     if (!key.isWellFormed()) return Promise.reject(badConsume(key, cost));
     if (this[NOW]) return consumeHeadersNow(this[INNER], key, cost, headerOptions);

@@ -214,6 +214,26 @@ fn to_value(v: &JsValue, depth: usize) -> Result<Value> {
     ))
 }
 
+/// A script's reply as [`Store::eval`] answers it.
+fn script_value(r: Reply) -> Result<Value> {
+    match r {
+        Reply::Ints(ints) => Ok(Value::Array(ints.into_iter().map(Value::Int).collect())),
+        Reply::Plain(v) => to_value(&v, 0),
+    }
+}
+
+/// What [`Store::eval`] makes of the outcome of an adapter's `eval` call
+/// that a host made itself ([`JsStore::eval_path`]): its value (`ok`), or
+/// what it threw or rejected with. The key is the caller's to add.
+pub(crate) fn eval_outcome(ok: bool, outcome: &JsValue) -> Result<Value> {
+    if !ok {
+        return Err(from_js(outcome, "eval"));
+    }
+    adapter_reply(outcome, true)
+        .map_err(|e| from_js(&e, "eval"))
+        .and_then(script_value)
+}
+
 fn arg_to_js(a: &Arg) -> JsValue {
     match a {
         // A number when exact (no text to decode on the JavaScript side);
@@ -325,6 +345,23 @@ impl JsStore {
         args.push(JsValue::from_str(key.as_str()));
         args.extend_from_slice(rest);
         self.call(f, op, &args).await.map_err(|e| e.with_key(key))
+    }
+
+    /// `[adapter, eval, script]` for a host that calls the adapter's
+    /// `eval` itself (`lib/limiter.js`, the limiter's scripted path): the
+    /// same function, `this` and script object [`Store::eval`] uses.
+    /// `None` without `eval`.
+    pub(crate) fn eval_path(&self, script: &Script) -> Option<Array> {
+        let f = self.eval.as_ref()?;
+        Some(
+            [
+                self.this.clone(),
+                f.clone().into(),
+                self.script_object(script),
+            ]
+            .into_iter()
+            .collect(),
+        )
     }
 
     fn script_object(&self, script: &Script) -> JsValue {
@@ -623,10 +660,7 @@ impl Store for JsStore {
                 true,
             )
             .await;
-        let reply = reply.and_then(|r| match r {
-            Reply::Ints(ints) => Ok(Value::Array(ints.into_iter().map(Value::Int).collect())),
-            Reply::Plain(v) => to_value(&v, 0),
-        });
+        let reply = reply.and_then(script_value);
         match keys.first() {
             Some(k) => reply.map_err(|e| e.with_key(k)),
             None => reply,

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use js_sys::Reflect;
+use js_sys::{Array, Reflect};
 use rampart::limit::{
-    consume_all, presets::Presets, Algorithm, Decision, DecisionSource, HeaderOptions, HeaderStyle,
-    Limiter, OnStoreError, Quota, Rule,
+    consume_all, presets::Presets, Algorithm, Begin, Decision, DecisionSource, HeaderOptions,
+    HeaderStyle, LimitOp, Limiter, OnStoreError, Operation, Quota, Rule,
 };
-use rampart::{Error, ErrorKind, Key, ScriptTime, Store};
+use rampart::{Arg, AtomicOp, Error, ErrorKind, Key, ScriptTime, Store, SEPARATOR};
 use wasm_bindgen::prelude::*;
 
 use crate::clock::ManualClockHandle;
@@ -34,6 +34,7 @@ use crate::convert::{
     well_formed_string, MAX_SAFE_INTEGER,
 };
 use crate::error::js;
+use crate::js_store::eval_outcome;
 use crate::runtime::{not_in_callback, read_key_in, spawn, status, with_out, OUT_LEN};
 use crate::store::StoreHandle;
 
@@ -305,7 +306,16 @@ pub struct RateLimiterHandle {
     limiter: Rc<DynLimiter>,
     /// Every store it may call is in process: decisions never wait.
     in_process: bool,
+    /// `[adapter, eval, script, keyPrefix]` when `consume` may take the
+    /// scripted path (see [`script_begin`](Self::script_begin)).
+    scripted: Option<Array>,
 }
+
+/// How [`RateLimiterHandle::script_begin`] answered (besides 0, a
+/// failure: [`status`]).
+const BEGIN_DECIDED: u32 = 1;
+const BEGIN_CALL: u32 = 2;
+const BEGIN_ASYNC: u32 = 3;
 
 #[wasm_bindgen(js_class = RateLimiter)]
 impl RateLimiterHandle {
@@ -429,6 +439,108 @@ impl RateLimiterHandle {
         })
     }
 
+    /// `[adapter, eval, script, keyPrefix]` when `consume` may take the
+    /// scripted path: a store adapter with `eval` and no insurance store,
+    /// or an in-process one. `lib/limiter.js` then calls
+    /// `eval.call(adapter, script, [keyPrefix + id], args)` itself between
+    /// [`script_begin`](Self::script_begin) and
+    /// [`script_finish`](Self::script_finish): the same call the core's
+    /// `Store::eval` makes, without a task and a bridged promise.
+    #[wasm_bindgen(getter, js_name = scriptPath)]
+    pub fn script_path(&self) -> JsValue {
+        self.scripted
+            .as_ref()
+            .map_or(JsValue::UNDEFINED, |a| a.clone().into())
+    }
+
+    /// The core's [`Limiter::begin_consume`] for `consume` on the scripted
+    /// path. The key is `id`, or, when `id` is `undefined`, the `len`
+    /// bytes JavaScript wrote to the key scratch buffer. Answers 1 with the
+    /// decision's figures in the shared buffer (no call needed), 0 with the
+    /// error left for `takeFailure`, 2 with the script's arguments in the
+    /// shared buffer (their count, then each: a number, or NaN for the
+    /// empty string), or 3 when this call must take the async path
+    /// (`consume`; nothing was counted).
+    #[wasm_bindgen(js_name = scriptBegin)]
+    pub fn script_begin(&self, len: u32, id: Option<String>, cost_units: f64) -> u32 {
+        if self.scripted.is_none() {
+            return BEGIN_ASYNC;
+        }
+        let begun = self.key_of(len, id).and_then(|key| {
+            let cost = cost(cost_units)?;
+            not_in_callback()?;
+            Ok(self.limiter.begin_consume(&key, cost))
+        });
+        match begun {
+            Err(e) => status(Err(e)),
+            Ok(Begin::Decided(Ok(d))) => {
+                figures(&d);
+                BEGIN_DECIDED
+            }
+            Ok(Begin::Decided(Err(e))) => status(Err(js(e))),
+            Ok(Begin::Call(call)) => {
+                let mut numbers = [0.0; OUT_LEN];
+                let n = call.args.len();
+                if n >= OUT_LEN {
+                    return BEGIN_ASYNC;
+                }
+                for (slot, arg) in numbers[1..].iter_mut().zip(&call.args) {
+                    *slot = match arg {
+                        Arg::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => *i as f64,
+                        Arg::Str(s) if s.is_empty() => f64::NAN,
+                        // Not a limiter's argument today: the async path
+                        // passes anything.
+                        _ => return BEGIN_ASYNC,
+                    };
+                }
+                numbers[0] = n as f64;
+                with_out(|out| out[..=n].copy_from_slice(&numbers[..=n]));
+                BEGIN_CALL
+            }
+        }
+    }
+
+    /// The core's [`Limiter::finish_consume`] for the same key and cost as
+    /// [`script_begin`](Self::script_begin), given what the adapter's
+    /// `eval` did: `ok` and its value, or not `ok` and what it threw or
+    /// rejected with. 1 with the decision's figures in the shared buffer,
+    /// or 0 with the error left for `takeFailure`.
+    #[wasm_bindgen(js_name = scriptFinish)]
+    pub fn script_finish(
+        &self,
+        len: u32,
+        id: Option<String>,
+        cost_units: f64,
+        ok: bool,
+        outcome: JsValue,
+    ) -> u32 {
+        let decided = self.key_of(len, id).and_then(|key| {
+            let cost = cost(cost_units)?;
+            not_in_callback()?;
+            let reply = eval_outcome(ok, &outcome);
+            let mut decision = self.limiter.finish_consume(&key, cost, reply);
+            let mut cx = Context::from_waker(Waker::noop());
+            match Pin::new(&mut decision).poll(&mut cx) {
+                Poll::Ready(d) => d.map_err(js),
+                // Unreachable: the path is only taken with no insurance
+                // store or an in-process one.
+                Poll::Pending => Err(js(Error::backend(
+                    "a scripted decision did not finish synchronously",
+                ))),
+            }
+        });
+        status(decided.map(|d| figures(&d)))
+    }
+
+    /// The key `id`, or the one JavaScript wrote to the key scratch buffer
+    /// when `id` is `None`.
+    fn key_of(&self, len: u32, id: Option<String>) -> Result<Key, JsValue> {
+        match id {
+            Some(id) => self.limiter.key(&id).map_err(js),
+            None => self.key_in(len),
+        }
+    }
+
     /// Whether every store this limiter may call is in process (the
     /// core's `MemoryStore`), so [`consume_now`](Self::consume_now) and
     /// [`consume_key_in`](Self::consume_key_in) may be used.
@@ -480,11 +592,7 @@ impl RateLimiterHandle {
         names: JsValue,
         pk: JsValue,
     ) -> Option<String> {
-        let key = match id {
-            Some(id) => self.limiter.key(&id).map_err(js),
-            None => self.key_in(len),
-        };
-        let rendered = key.and_then(|key| {
+        let rendered = self.key_of(len, id).and_then(|key| {
             let cost = cost(cost_units)?;
             let headers = Headers::read(&style, &names, &pk)?;
             let d = self.decide_now(&key, cost)?;
@@ -715,10 +823,25 @@ impl RateLimiterHandle {
             id
         });
         LIMITERS.with(|m| m.borrow_mut().insert(id, Rc::downgrade(&limiter)));
+        // The scripted path finishes synchronously: only with no insurance
+        // store or an in-process one.
+        let scripted = store
+            .adapter()
+            .filter(|_| extras.insurance_in_process)
+            .and_then(|adapter| {
+                let lop = LimitOp::new(limiter.rule(), Operation::Consume, 1).ok()?;
+                let path = adapter.eval_path(lop.script())?;
+                let prefix = limiter
+                    .prefix()
+                    .map_or(String::new(), |p| format!("{p}{SEPARATOR}"));
+                path.push(&JsValue::from_str(&prefix));
+                Some(path)
+            });
         Ok(RateLimiterHandle {
             id,
             limiter,
             in_process: store.in_process() && extras.insurance_in_process,
+            scripted,
         })
     }
 }

@@ -33,6 +33,8 @@ const MAX_ENTRIES: u64 = 100_000_000;
 #[wasm_bindgen(js_name = Store)]
 pub struct StoreHandle {
     store: Arc<dyn Store>,
+    /// The same store when it is a JavaScript adapter.
+    adapter: Option<Arc<JsStore>>,
     /// The core's `MemoryStore`: every operation completes without
     /// awaiting anything (no JavaScript is called).
     in_process: bool,
@@ -132,9 +134,14 @@ impl StoreHandle {
     /// A store over a JavaScript object implementing the store interface.
     #[wasm_bindgen(js_name = fromAdapter)]
     pub fn from_adapter(adapter: JsValue) -> Result<StoreHandle, JsValue> {
-        JsStore::new(adapter)
-            .map(|s| Self::wrap(s, false))
-            .map_err(js)
+        // The core shares stores as `Arc<dyn Store>`; wasm32 has one thread.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let store = Arc::new(JsStore::new(adapter).map_err(js)?);
+        Ok(StoreHandle {
+            store: store.clone(),
+            adapter: Some(store),
+            in_process: false,
+        })
     }
 
     /// `[scripting, pubsub, serverClock, atomicUpdate]`.
@@ -495,6 +502,7 @@ impl StoreHandle {
     fn wrap(store: impl Store + 'static, in_process: bool) -> Self {
         Self {
             store: Arc::new(store),
+            adapter: None,
             in_process,
         }
     }
@@ -508,5 +516,10 @@ impl StoreHandle {
     /// The store, for the classes built on it (limiter, cache, ...).
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// The store when it is a JavaScript adapter.
+    pub(crate) fn adapter(&self) -> Option<&JsStore> {
+        self.adapter.as_deref()
     }
 }

@@ -366,6 +366,124 @@ describe('RateLimiter over Redis adapters', () => {
       assert.equal(calls(await info()) - before, 300);
     });
   }
+
+  const ALGORITHMS = ['token-bucket', 'sliding-log', 'sliding-window', 'fixed-window'];
+
+  for (const name of ['ioredis', 'node-redis']) {
+    it(`${name}: consume's scripted path decides as the task path`, async () => {
+      const { store } = await clients[name]();
+      const clock = new ManualClock(T0);
+      let seed = 7;
+      const rand = (n) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      for (const algorithm of ALGORITHMS) {
+        const rule = { store, clock, scriptTime: 'caller', algorithm, quotas: [{ limit: 5, window: 1_000 }, { limit: 12, window: 10_000 }], blockFor: 1_500 };
+        const scripted = new RateLimiter({ ...rule, prefix: `split:${name}:${algorithm}:a` });
+        const task = new RateLimiter({ ...rule, prefix: `split:${name}:${algorithm}:b` });
+        const path = Object.getOwnPropertySymbols(scripted).find((s) => s.description === 'rampart.limiter.scripted');
+        assert.notEqual(scripted[path], null, 'an adapter with eval takes the scripted path');
+        for (let i = 0; i < 60; i++) {
+          const cost = 1 + rand(5);
+          const a = await scripted.consume('k', cost);
+          // Header options (even empty ones) take the task path.
+          const b = await task.consume('k', cost, {});
+          assert.deepEqual({ ...a }, { ...b }, `${algorithm} step ${i} cost ${cost}`);
+          clock.advance(rand(400));
+        }
+        assert.equal(await codeOf(scripted.consume('k', 99)), 'RAMPART_INVALID_INPUT');
+        assert.equal(await codeOf(scripted.consume('\ud800')), 'RAMPART_INVALID_KEY');
+        assert.equal(await codeOf(scripted.consume('')), 'RAMPART_INVALID_KEY');
+      }
+    });
+  }
+});
+
+describe('the scripted path over an adapter that fails or misbehaves', () => {
+  /** A store adapter whose eval does `evalImpl` (the rest is never called by consume). */
+  function adapter(evalImpl) {
+    const unused = () => Promise.reject(new Error('not used by consume'));
+    return Store.fromAdapter({ get: unused, set: unused, delete: unused, ttl: unused, compareAndSwap: unused, scan: unused, eval: evalImpl });
+  }
+  const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' });
+  const base = { algorithm: 'fixed-window', limit: 1, window: 60_000 };
+
+  it('fails open, closed, or to an insurance store, as the task path does', async () => {
+    for (const evalImpl of [() => Promise.reject(refused()), () => { throw refused(); }]) {
+      const store = adapter(evalImpl);
+      for (const onStoreError of ['fail', 'allow', 'deny', 'insurance']) {
+        const make = () =>
+          new RateLimiter({ ...base, store, onStoreError: onStoreError === 'insurance' ? { insurance: new MemoryStore() } : onStoreError });
+        const scripted = make();
+        const task = make();
+        for (let i = 0; i < 3; i++) {
+          const a = scripted.consume('k');
+          const b = task.consume('k', 1, {});
+          if (onStoreError === 'fail') {
+            assert.equal(await codeOf(a), 'RAMPART_UNAVAILABLE');
+            assert.equal(await codeOf(b), 'RAMPART_UNAVAILABLE');
+            continue;
+          }
+          const [da, db] = [await a, await b];
+          assert.deepEqual({ ...da, at: 0 }, { ...db, at: 0 }, `${onStoreError} ${i}`);
+          assert.equal(da.source, { allow: 'fail-open', deny: 'fail-closed', insurance: 'insurance' }[onStoreError]);
+        }
+      }
+    }
+    assert.equal(fault(), null);
+  });
+
+  it('odd replies are decoded as the task path decodes them; bad ones are coded errors', async () => {
+    const now = () => Date.now() * 1000;
+    const admitted = () => [1, now(), 0, 0, 60_000_000, 0];
+    const replies = {
+      'a plain array': () => admitted(),
+      'a promise': () => Promise.resolve(admitted()),
+      'a thenable': () => ({ then: (ok) => ok(admitted()) }),
+      'strings for integers': () => admitted().map(String),
+      'too few values': () => [1, 2],
+      'a string': () => 'OK',
+      'null': () => null,
+      'a negative number': () => [1, -5, 0, 0, 0, 0],
+      'a throwing getter': () => {
+        const a = admitted();
+        Object.defineProperty(a, 2, { get() { throw new Error('getter'); } });
+        return a;
+      },
+      'a revoked proxy': () => {
+        const { proxy, revoke } = Proxy.revocable([], {});
+        revoke();
+        return proxy;
+      },
+      'a throwing then': () => ({ get then() { throw new Error('then'); } }),
+      'a Redis error reply': () => Promise.reject(Object.assign(new Error('ERR Error running script'), { name: 'ReplyError' })),
+    };
+    for (const [what, evalImpl] of Object.entries(replies)) {
+      const store = adapter(evalImpl);
+      const a = await codeOf(new RateLimiter({ ...base, store }).consume('k'));
+      const b = await codeOf(new RateLimiter({ ...base, store }).consume('k', 1, {}));
+      assert.equal(a, b, what);
+      assert.notEqual(a, 'RAMPART_PANIC', what);
+    }
+    assert.equal(fault(), null);
+    assert.equal((await new RateLimiter({ ...base, store: adapter(() => admitted()) }).consume('k')).allowed, true);
+  });
+
+  it('an adapter insurance store sends consume down the task path', async () => {
+    const insurance = Store.fromAdapter({
+      get: async () => null,
+      set: async () => {},
+      delete: async () => false,
+      ttl: async () => null,
+      compareAndSwap: async () => ({ swapped: true }),
+      scan: async () => ({ keys: [], cursor: null }),
+    });
+    const limiter = new RateLimiter({ ...base, store: adapter(() => Promise.reject(refused())), onStoreError: { insurance } });
+    const path = Object.getOwnPropertySymbols(limiter).find((s) => s.description === 'rampart.limiter.scripted');
+    assert.equal(limiter[path], null);
+    assert.equal((await limiter.consume('k')).source, 'insurance');
+  });
 });
 
 describe('hostile inputs to RateLimiter', () => {
