@@ -13,9 +13,9 @@ const { Sessions, RefreshTokens, Denylist } = require('./lib/sessions');
 const { Cache } = require('./lib/cache');
 const runtime = require('./lib/runtime');
 
-/** A Store over an ioredis client. */
-function ioredisStore(client) {
-  return Store.fromAdapter(ioredisAdapter(client));
+/** A Store over an ioredis client (options: see ioredisAdapter). */
+function ioredisStore(client, options) {
+  return Store.fromAdapter(ioredisAdapter(client, options));
 }
 
 /** A Store over a node-redis (4+) client. */

@@ -61,9 +61,10 @@ async function memory(): Promise<void> {
 async function redis(): Promise<void> {
   const io = new Redis({ host: '127.0.0.1', port: 6390, lazyConnect: true });
   const viaIoredis: Store = ioredisStore(io);
+  const unbatched: Store = ioredisStore(io, { coalesceWrites: false });
   const nodeRedis = createClient({ url: 'redis://127.0.0.1:6390' });
   const viaNodeRedis: Store = nodeRedisStore(nodeRedis);
-  console.log(viaIoredis.capabilities.scripting, viaNodeRedis.capabilities.pubsub);
+  console.log(viaIoredis.capabilities.scripting, unbatched.capabilities.scripting, viaNodeRedis.capabilities.pubsub);
 }
 
 function ownAdapter(): Store {
