@@ -233,38 +233,96 @@ function consumeScripted(inner, s, key, cost) {
   if (begun === BEGIN_DECIDED) return Promise.resolve(unpack(undefined));
   if (begun === 0) return Promise.reject(takeFailure());
   if (begun !== BEGIN_CALL) return run(() => inner.consume(key, cost), () => unpack(undefined));
+  return callScript(s, key).then(
+    (v) => finishScripted(inner, key, cost, true, v, undefined),
+    (e) => finishScripted(inner, key, cost, false, e, undefined),
+  );
+}
+
+/**
+ * consumeScripted with header options: the core renders the headers with
+ * the decision. `key` is a well-formed string (checked before the options
+ * are read, as on the task path).
+ */
+function consumeScriptedHeaders(inner, s, key, cost, headerOptions) {
+  const poisoned = health();
+  if (poisoned !== null) return Promise.reject(poisoned);
+  let rendered;
+  let begun;
+  try {
+    rendered = renderedOf(headerOptions);
+    if (rendered === undefined) return consumeScripted(inner, s, key, cost);
+    // After reading the options: a getter may call rampart, which writes
+    // the same scratch buffer.
+    const n = keyIn(key);
+    begun = inner.scriptBeginHeaders(n, n >= 0 ? undefined : key, cost, rendered.style, rendered.names, rendered.partitionKey);
+  } catch (e) {
+    return Promise.reject(failure(e));
+  }
+  if (typeof begun === 'string') {
+    rendered.joined = begun;
+    return Promise.resolve(unpack(rendered));
+  }
+  if (begun === 0) return Promise.reject(takeFailure());
+  const { style, names, partitionKey } = rendered;
+  if (begun !== BEGIN_CALL) {
+    return run(
+      () => inner.consumeWithHeaders(key, cost, style, names, partitionKey),
+      (joined) => {
+        rendered.joined = joined;
+        return unpack(rendered);
+      },
+    );
+  }
+  return callScript(s, key).then(
+    (v) => finishScripted(inner, key, cost, true, v, rendered),
+    (e) => finishScripted(inner, key, cost, false, e, rendered),
+  );
+}
+
+/**
+ * The adapter's eval on the arguments scriptBegin just wrote (NaN: the
+ * empty string, "the server's time"), as a promise: a synchronous throw
+ * is a rejection, as on the task path.
+ */
+function callScript(s, key) {
   const figures = out();
   const n = figures[0];
   const args = new Array(n);
   for (let i = 0; i < n; i++) {
     const x = figures[i + 1];
-    args[i] = x === x ? x : ''; // NaN: the empty string ("the server's time")
+    args[i] = x === x ? x : '';
   }
-  let called;
   try {
-    called = apply(s.evalFn, s.adapter, [s.script, [s.prefix + key], args]);
+    return Promise.resolve(apply(s.evalFn, s.adapter, [s.script, [s.prefix + key], args]));
   } catch (e) {
-    called = Promise.reject(e);
+    return Promise.reject(e);
   }
-  return Promise.resolve(called).then(
-    (v) => finishScripted(inner, key, cost, true, v),
-    (e) => finishScripted(inner, key, cost, false, e),
-  );
 }
 
-/** The decision of consumeScripted's call: resolves or throws (a RampartError). */
-function finishScripted(inner, key, cost, ok, outcome) {
+/**
+ * The decision of a scripted call's outcome (with the headers the core
+ * rendered, when `rendered` holds header options): resolves, or throws a
+ * RampartError.
+ */
+function finishScripted(inner, key, cost, ok, outcome, rendered) {
   const poisoned = health();
   if (poisoned !== null) throw poisoned;
   let finished;
   try {
     const n = keyIn(key);
-    finished = inner.scriptFinish(n, n >= 0 ? undefined : key, cost, ok, outcome);
+    const id = n >= 0 ? undefined : key;
+    if (rendered === undefined) {
+      finished = inner.scriptFinish(n, id, cost, ok, outcome);
+    } else {
+      finished = inner.scriptFinishHeaders(n, id, cost, ok, outcome, rendered.style, rendered.names, rendered.partitionKey);
+    }
   } catch (e) {
     throw failure(e);
   }
-  if (finished === 0) throw takeFailure();
-  return unpack(undefined);
+  if (finished === 0 || finished === undefined) throw takeFailure();
+  if (rendered !== undefined) rendered.joined = finished;
+  return unpack(rendered);
 }
 
 /** Rate limiting with the core's algorithms, on any Store. */
@@ -353,6 +411,7 @@ class RateLimiter {
     // Before the header options are read, as on the async path.
     if (!key.isWellFormed()) return Promise.reject(badConsume(key, cost));
     if (this[NOW]) return consumeHeadersNow(this[INNER], key, cost, headerOptions);
+    if (this[SCRIPTED] !== null) return consumeScriptedHeaders(this[INNER], this[SCRIPTED], key, cost, headerOptions);
     if (headerOptions === undefined) {
       return run(() => this[INNER].consume(key, cost), () => unpack(undefined));
     }

@@ -315,7 +315,38 @@ pub struct RateLimiterHandle {
 /// failure: [`status`]).
 const BEGIN_DECIDED: u32 = 1;
 const BEGIN_CALL: u32 = 2;
-const BEGIN_ASYNC: u32 = 3;
+const BEGIN_TASK: u32 = 3;
+
+/// Where the scripted path's first step left a decision.
+enum Begun {
+    /// Decided without a store call.
+    Decided(Decision),
+    /// The script's arguments are in the shared buffer.
+    Call,
+    /// Take the task path (`consume`): arguments the buffer cannot carry.
+    Task,
+}
+
+/// Writes a script's arguments to the shared buffer for `lib/limiter.js`
+/// (their count, then each: a number, or NaN for the empty string);
+/// `false`, writing nothing, for any other argument (none today).
+fn script_args(args: &[Arg]) -> bool {
+    let n = args.len();
+    if n >= OUT_LEN {
+        return false;
+    }
+    let mut numbers = [0.0; OUT_LEN];
+    for (slot, arg) in numbers[1..].iter_mut().zip(args) {
+        *slot = match arg {
+            Arg::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => *i as f64,
+            Arg::Str(s) if s.is_empty() => f64::NAN,
+            _ => return false,
+        };
+    }
+    numbers[0] = n as f64;
+    with_out(|out| out[..=n].copy_from_slice(&numbers[..=n]));
+    true
+}
 
 #[wasm_bindgen(js_class = RateLimiter)]
 impl RateLimiterHandle {
@@ -459,45 +490,45 @@ impl RateLimiterHandle {
     /// decision's figures in the shared buffer (no call needed), 0 with the
     /// error left for `takeFailure`, 2 with the script's arguments in the
     /// shared buffer (their count, then each: a number, or NaN for the
-    /// empty string), or 3 when this call must take the async path
+    /// empty string), or 3 when this call must take the task path
     /// (`consume`; nothing was counted).
     #[wasm_bindgen(js_name = scriptBegin)]
     pub fn script_begin(&self, len: u32, id: Option<String>, cost_units: f64) -> u32 {
-        if self.scripted.is_none() {
-            return BEGIN_ASYNC;
-        }
-        let begun = self.key_of(len, id).and_then(|key| {
-            let cost = cost(cost_units)?;
-            not_in_callback()?;
-            Ok(self.limiter.begin_consume(&key, cost))
-        });
-        match begun {
+        match self.begin(len, id, cost_units, None) {
             Err(e) => status(Err(e)),
-            Ok(Begin::Decided(Ok(d))) => {
+            Ok((Begun::Decided(d), _)) => {
                 figures(&d);
                 BEGIN_DECIDED
             }
-            Ok(Begin::Decided(Err(e))) => status(Err(js(e))),
-            Ok(Begin::Call(call)) => {
-                let mut numbers = [0.0; OUT_LEN];
-                let n = call.args.len();
-                if n >= OUT_LEN {
-                    return BEGIN_ASYNC;
-                }
-                for (slot, arg) in numbers[1..].iter_mut().zip(&call.args) {
-                    *slot = match arg {
-                        Arg::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => *i as f64,
-                        Arg::Str(s) if s.is_empty() => f64::NAN,
-                        // Not a limiter's argument today: the async path
-                        // passes anything.
-                        _ => return BEGIN_ASYNC,
-                    };
-                }
-                numbers[0] = n as f64;
-                with_out(|out| out[..=n].copy_from_slice(&numbers[..=n]));
-                BEGIN_CALL
-            }
+            Ok((Begun::Call, _)) => BEGIN_CALL,
+            Ok((Begun::Task, _)) => BEGIN_TASK,
         }
+    }
+
+    /// [`script_begin`](Self::script_begin) with header options (as
+    /// `consumeWithHeaders` takes them, checked after the key and the
+    /// cost): a decision made at once answers the headers the core
+    /// rendered (a string) instead of 1.
+    #[wasm_bindgen(js_name = scriptBeginHeaders)]
+    pub fn script_begin_headers(
+        &self,
+        len: u32,
+        id: Option<String>,
+        cost_units: f64,
+        style: JsValue,
+        names: JsValue,
+        pk: JsValue,
+    ) -> JsValue {
+        let code = match self.begin(len, id, cost_units, Some([&style, &names, &pk])) {
+            Err(e) => status(Err(e)),
+            Ok((Begun::Decided(d), headers)) => {
+                figures(&d);
+                return JsValue::from_str(&headers.map(|h| h.render(&d)).unwrap_or_default());
+            }
+            Ok((Begun::Call, _)) => BEGIN_CALL,
+            Ok((Begun::Task, _)) => BEGIN_TASK,
+        };
+        JsValue::from(code)
     }
 
     /// The core's [`Limiter::finish_consume`] for the same key and cost as
@@ -514,22 +545,88 @@ impl RateLimiterHandle {
         ok: bool,
         outcome: JsValue,
     ) -> u32 {
-        let decided = self.key_of(len, id).and_then(|key| {
-            let cost = cost(cost_units)?;
-            not_in_callback()?;
-            let reply = eval_outcome(ok, &outcome);
-            let mut decision = self.limiter.finish_consume(&key, cost, reply);
-            let mut cx = Context::from_waker(Waker::noop());
-            match Pin::new(&mut decision).poll(&mut cx) {
-                Poll::Ready(d) => d.map_err(js),
-                // Unreachable: the path is only taken with no insurance
-                // store or an in-process one.
-                Poll::Pending => Err(js(Error::backend(
-                    "a scripted decision did not finish synchronously",
-                ))),
-            }
-        });
-        status(decided.map(|d| figures(&d)))
+        status(
+            self.finish(len, id, cost_units, ok, &outcome)
+                .map(|d| figures(&d)),
+        )
+    }
+
+    /// [`script_finish`](Self::script_finish) answering the headers the
+    /// core rendered for the decision, or `undefined` with the error left
+    /// for `takeFailure`.
+    #[wasm_bindgen(js_name = scriptFinishHeaders)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn script_finish_headers(
+        &self,
+        len: u32,
+        id: Option<String>,
+        cost_units: f64,
+        ok: bool,
+        outcome: JsValue,
+        style: JsValue,
+        names: JsValue,
+        pk: JsValue,
+    ) -> Option<String> {
+        let rendered = self
+            .finish(len, id, cost_units, ok, &outcome)
+            .and_then(|d| {
+                let headers = Headers::read(&style, &names, &pk)?;
+                figures(&d);
+                Ok(headers.map(|h| h.render(&d)).unwrap_or_default())
+            });
+        rendered.map_err(|e| status(Err(e))).ok()
+    }
+
+    /// The scripted path's first step ([`script_begin`](Self::script_begin)),
+    /// with the header options read after the key and the cost.
+    fn begin(
+        &self,
+        len: u32,
+        id: Option<String>,
+        cost_units: f64,
+        header_options: Option<[&JsValue; 3]>,
+    ) -> Result<(Begun, Option<Headers>), JsValue> {
+        if self.scripted.is_none() {
+            return Ok((Begun::Task, None));
+        }
+        let key = self.key_of(len, id)?;
+        let cost = cost(cost_units)?;
+        let headers = match header_options {
+            Some([style, names, pk]) => Headers::read(style, names, pk)?,
+            None => None,
+        };
+        not_in_callback()?;
+        let begun = match self.limiter.begin_consume(&key, cost) {
+            Begin::Decided(d) => Begun::Decided(d.map_err(js)?),
+            Begin::Call(call) if script_args(&call.args) => Begun::Call,
+            Begin::Call(_) => Begun::Task,
+        };
+        Ok((begun, headers))
+    }
+
+    /// The scripted path's last step ([`script_finish`](Self::script_finish)),
+    /// polled once: it is ready at once with no insurance store or an
+    /// in-process one (the only limiters given the path).
+    fn finish(
+        &self,
+        len: u32,
+        id: Option<String>,
+        cost_units: f64,
+        ok: bool,
+        outcome: &JsValue,
+    ) -> Result<Decision, JsValue> {
+        let key = self.key_of(len, id)?;
+        let cost = cost(cost_units)?;
+        not_in_callback()?;
+        let reply = eval_outcome(ok, outcome);
+        let mut decision = self.limiter.finish_consume(&key, cost, reply);
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut decision).poll(&mut cx) {
+            Poll::Ready(d) => d.map_err(js),
+            Poll::Pending => Err(js(Error::backend(
+                "a scripted decision did not finish synchronously",
+            ))),
+        }
     }
 
     /// The key `id`, or the one JavaScript wrote to the key scratch buffer

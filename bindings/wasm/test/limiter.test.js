@@ -44,6 +44,17 @@ function onTaskPath(limiter) {
   return limiter;
 }
 
+/**
+ * `limiter` (over an adapter with eval) sent down the task path: the twin
+ * of one that makes the script call itself (its scripted path).
+ */
+function offScriptedPath(limiter) {
+  const path = Object.getOwnPropertySymbols(limiter).find((s) => s.description === 'rampart.limiter.scripted');
+  assert.notEqual(limiter[path], null, 'an adapter with eval takes the scripted path');
+  limiter[path] = null;
+  return limiter;
+}
+
 async function codeOf(p) {
   try {
     await p;
@@ -381,20 +392,23 @@ describe('RateLimiter over Redis adapters', () => {
       for (const algorithm of ALGORITHMS) {
         const rule = { store, clock, scriptTime: 'caller', algorithm, quotas: [{ limit: 5, window: 1_000 }, { limit: 12, window: 10_000 }], blockFor: 1_500 };
         const scripted = new RateLimiter({ ...rule, prefix: `split:${name}:${algorithm}:a` });
-        const task = new RateLimiter({ ...rule, prefix: `split:${name}:${algorithm}:b` });
-        const path = Object.getOwnPropertySymbols(scripted).find((s) => s.description === 'rampart.limiter.scripted');
-        assert.notEqual(scripted[path], null, 'an adapter with eval takes the scripted path');
+        const task = offScriptedPath(new RateLimiter({ ...rule, prefix: `split:${name}:${algorithm}:b` }));
+        const styles = [undefined, 'draft-8', 'draft-7', 'draft-6', 'legacy'];
         for (let i = 0; i < 60; i++) {
           const cost = 1 + rand(5);
-          const a = await scripted.consume('k', cost);
-          // Header options (even empty ones) take the task path.
-          const b = await task.consume('k', cost, {});
+          const style = styles[i % styles.length];
+          const opts = style === undefined ? undefined : { headers: style, names: ['tiers'], partitionKey: 'user 1' };
+          const a = await scripted.consume('k', cost, opts);
+          const b = await task.consume('k', cost, opts);
           assert.deepEqual({ ...a }, { ...b }, `${algorithm} step ${i} cost ${cost}`);
+          if (style !== undefined) assert.deepEqual(a.headers(style, opts), b.headers(style, opts));
           clock.advance(rand(400));
         }
         assert.equal(await codeOf(scripted.consume('k', 99)), 'RAMPART_INVALID_INPUT');
         assert.equal(await codeOf(scripted.consume('\ud800')), 'RAMPART_INVALID_KEY');
         assert.equal(await codeOf(scripted.consume('')), 'RAMPART_INVALID_KEY');
+        assert.equal(await codeOf(scripted.consume('k', 1, { headers: 'draft-9' })), 'RAMPART_INVALID_INPUT');
+        assert.equal(await codeOf(scripted.consume('', 1, { headers: 'draft-9' })), 'RAMPART_INVALID_KEY');
       }
     });
   }
@@ -413,20 +427,29 @@ describe('the scripted path over an adapter that fails or misbehaves', () => {
     for (const evalImpl of [() => Promise.reject(refused()), () => { throw refused(); }]) {
       const store = adapter(evalImpl);
       for (const onStoreError of ['fail', 'allow', 'deny', 'insurance']) {
+        // One manual clock: the figures must not depend on when each ran.
+        const clock = new ManualClock(T0);
         const make = () =>
-          new RateLimiter({ ...base, store, onStoreError: onStoreError === 'insurance' ? { insurance: new MemoryStore() } : onStoreError });
+          new RateLimiter({
+            ...base,
+            store,
+            clock,
+            onStoreError: onStoreError === 'insurance' ? { insurance: new MemoryStore({ clock }) } : onStoreError,
+          });
         const scripted = make();
-        const task = make();
+        const task = offScriptedPath(make());
         for (let i = 0; i < 3; i++) {
-          const a = scripted.consume('k');
-          const b = task.consume('k', 1, {});
+          const opts = i === 2 ? { headers: 'draft-8' } : undefined;
+          const a = scripted.consume('k', 1, opts);
+          const b = task.consume('k', 1, opts);
           if (onStoreError === 'fail') {
             assert.equal(await codeOf(a), 'RAMPART_UNAVAILABLE');
             assert.equal(await codeOf(b), 'RAMPART_UNAVAILABLE');
             continue;
           }
           const [da, db] = [await a, await b];
-          assert.deepEqual({ ...da, at: 0 }, { ...db, at: 0 }, `${onStoreError} ${i}`);
+          assert.deepEqual({ ...da }, { ...db }, `${onStoreError} ${i}`);
+          if (opts !== undefined) assert.deepEqual(da.headers('draft-8'), db.headers('draft-8'));
           assert.equal(da.source, { allow: 'fail-open', deny: 'fail-closed', insurance: 'insurance' }[onStoreError]);
         }
       }
@@ -461,10 +484,12 @@ describe('the scripted path over an adapter that fails or misbehaves', () => {
     };
     for (const [what, evalImpl] of Object.entries(replies)) {
       const store = adapter(evalImpl);
-      const a = await codeOf(new RateLimiter({ ...base, store }).consume('k'));
-      const b = await codeOf(new RateLimiter({ ...base, store }).consume('k', 1, {}));
-      assert.equal(a, b, what);
-      assert.notEqual(a, 'RAMPART_PANIC', what);
+      for (const opts of [undefined, { headers: 'legacy' }]) {
+        const a = await codeOf(new RateLimiter({ ...base, store }).consume('k', 1, opts));
+        const b = await codeOf(offScriptedPath(new RateLimiter({ ...base, store })).consume('k', 1, opts));
+        assert.equal(a, b, what);
+        assert.notEqual(a, 'RAMPART_PANIC', what);
+      }
     }
     assert.equal(fault(), null);
     assert.equal((await new RateLimiter({ ...base, store: adapter(() => admitted()) }).consume('k')).allowed, true);
