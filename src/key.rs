@@ -96,7 +96,17 @@ impl Key {
         if part.is_empty() {
             return Err(Error::invalid_key("a key part is empty"));
         }
-        Key::new(format!("{}{SEPARATOR}{part}", self.0))
+        // Built by hand, not with `format!`: this is on every decision of a
+        // limiter with a prefix (the Node bindings build a key per call).
+        let len = self.0.len() + SEPARATOR.len_utf8() + part.len();
+        if len > MAX_KEY_LEN {
+            return Err(too_long(len));
+        }
+        let mut text = String::with_capacity(len);
+        text.push_str(&self.0);
+        text.push(SEPARATOR);
+        text.push_str(part);
+        Ok(Key(Arc::from(text)))
     }
 
     /// The text of the key.
@@ -318,6 +328,17 @@ mod tests {
         assert!(Key::from_parts(["a".repeat(600), "b".repeat(600)]).is_err());
         assert!(Key::tagged("a{b", "x").is_err());
         assert!(validate_prefix("").is_ok());
+    }
+
+    #[test]
+    fn children_join_with_the_separator_and_keep_the_bounds() {
+        let base = Key::new("rl:auth").unwrap();
+        assert_eq!(base.child("alice").unwrap().as_str(), "rl:auth:alice");
+        assert_eq!(base.child("é:1").unwrap().as_str(), "rl:auth:é:1");
+        assert_eq!(base.child("").unwrap_err().kind(), ErrorKind::InvalidKey);
+        let long = Key::new("p".repeat(MAX_KEY_LEN - 2)).unwrap();
+        assert_eq!(long.child("x").unwrap().as_str().len(), MAX_KEY_LEN);
+        assert_eq!(long.child("xy").unwrap_err().kind(), ErrorKind::InvalidKey);
     }
 
     #[test]
