@@ -4,7 +4,8 @@
 //   * in process: RateLimiter on MemoryStore vs RateLimiterMemory;
 //   * over Redis: RateLimiter on the ioredis adapter vs RateLimiterRedis,
 //     both on one local redis-server this script starts (free 127.0.0.1
-//     port) and stops.
+//     port) and stops; then again with the adapter's write coalescing off
+//     (`coalesceWrites: false`), which rate-limiter-flexible does not do.
 // Both sides count a fixed window with a limit no request reaches, so each
 // consume is one admitted decision. Prints ops/s (best and median of the
 // rounds, which alternate between the sides), Node CPU per op, and the
@@ -90,6 +91,7 @@ async function main() {
   };
   const clientA = await connect();
   const clientB = await connect();
+  const clientC = await connect();
   try {
     const overRedis = new rampart.RateLimiter({
       store: rampart.ioredisStore(clientA),
@@ -105,9 +107,23 @@ async function main() {
       (i) => flexible.consume(key(i)),
       REDIS_OPS,
     );
+    const uncoalesced = new rampart.RateLimiter({
+      store: rampart.ioredisStore(clientC, { coalesceWrites: false }),
+      algorithm: 'fixed-window',
+      limit: POINTS,
+      window: WINDOW_S * 1000,
+      prefix: 'bench:rampart:plain',
+    });
+    results.redisUncoalesced = await compare(
+      `over Redis, the adapter's write coalescing off (coalesceWrites: false), ${REDIS_OPS.toLocaleString('en-US')} ops`,
+      (i) => uncoalesced.consume(key(i)),
+      (i) => flexible.consume(key(i)),
+      REDIS_OPS,
+    );
   } finally {
     clientA.disconnect();
     clientB.disconnect();
+    clientC.disconnect();
     await server.stop();
   }
   // One line for scripts/bench (BENCHMARKS.md).
