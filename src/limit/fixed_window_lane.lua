@@ -11,7 +11,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     -- Engine::load: 'fw1:<blocked>,<start>,<count>', 1 to 16 digits each.
     b, s, c = string.match(raw, '^fw1:(%d+),(%d+),(%d+)$')
     if b and #b <= 16 and #s <= 16 and #c <= 16 then
-      blocked, start, count = tonumber(b), tonumber(s), tonumber(c)
+      blocked, start, count = b + 0, s + 0, c + 0
       if blocked >= 9007199254740992 or start >= 9007199254740992 or count >= 9007199254740992 then
         b = nil
       end
@@ -20,12 +20,12 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     end
   end
   if b or not raw then
-    local limit, window = tonumber(ARGV[7]), tonumber(ARGV[8])
+    local limit, window = ARGV[7] + 0, ARGV[8] + 0
     if blocked <= now then
       blocked = 0
     end
-    -- normalize: the window `now` is in, aligned to the epoch. floor()
-    -- of now / window is exact: now <= 2^52 (the idiv of tiers.lua).
+    -- normalize: the window `now` is in, aligned to the epoch (the floor
+    -- is exact: see prelude.lua).
     local aligned = math.floor(now / window) * window
     if start < aligned then
       start, count = aligned, 0
@@ -43,7 +43,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
         write = true
       end
     elseif blocked == 0 and lane_op == '1' then
-      local block_us = tonumber(ARGV[4])
+      local block_us = ARGV[4] + 0
       if block_us > 0 then
         blocked = now + block_us
         write = true

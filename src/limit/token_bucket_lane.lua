@@ -11,7 +11,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     -- Engine::load: 'tb1:<blocked>,<tat>', 1 to 16 digits each.
     b, t = string.match(raw, '^tb1:(%d+),(%d+)$')
     if b and #b <= 16 and #t <= 16 then
-      blocked, tat = tonumber(b), tonumber(t)
+      blocked, tat = b + 0, t + 0
       if blocked >= 9007199254740992 or tat >= 9007199254740992 then
         b = nil
       end
@@ -20,7 +20,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     end
   end
   if b or not raw then
-    local size, interval = tonumber(ARGV[7]), tonumber(ARGV[8])
+    local size, interval = ARGV[7] + 0, ARGV[8] + 0
     if blocked <= now then
       blocked = 0
     end
@@ -41,7 +41,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
         write = true
       end
     elseif blocked == 0 and lane_op == '1' then
-      local block_us = tonumber(ARGV[4])
+      local block_us = ARGV[4] + 0
       if block_us > 0 then
         blocked = now + block_us
         write = true
@@ -51,14 +51,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     local debt = tat - now
     local remaining = 0
     if debt < cap then
-      -- floor((cap - debt) / interval), exact below 2^53 (idiv in tiers.lua)
-      local room = cap - debt
-      remaining = math.floor(room / interval)
-      if remaining * interval > room then
-        remaining = remaining - 1
-      elseif (remaining + 1) * interval <= room then
-        remaining = remaining + 1
-      end
+      remaining = math.floor((cap - debt) / interval) -- exact: see prelude.lua
     end
     if write then
       local ttl = debt
