@@ -1,8 +1,9 @@
 -- Sliding window log, one tier, consume or check: `decide`
 -- (src/limit/engine.rs) with the steps of src/limit/sliding_log.rs written
 -- out for one window (it is then the longest, so pruning leaves only
--- records inside it). The log is read in place and copied once, when
--- written. Anything else (more tiers, another operation, a value whose
+-- records inside it). The log is read in place (a pattern of sixteen %d
+-- is one 16-digit field) and never copied unless pruning shortens it.
+-- Anything else (more tiers, another operation, a value whose
 -- framing or a field read here is malformed, a base due for rebasing)
 -- falls through to the general path, which also answers errors.
 local lane_op = ARGV[1]
@@ -22,15 +23,33 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     return 0
   end
   -- Records k = 1..n start at byte off + (k - 1) * 32: ts, then cum.
-  local stored_blocked, blocked, base, off, n = 0, 0, 0, 37, 0
+  -- The header (and the first record's ts, when there is one) is read
+  -- with one match.
+  local stored_blocked, blocked, base, off, n, stored_n = 0, 0, 0, 37, 0, 0
+  local first_ts
   if raw then
     local len = #raw
-    if string.sub(raw, 1, 4) ~= 'sl1:' or len < 36 or (len - 36) % 32 ~= 0 then
+    if len < 36 or (len - 36) % 32 ~= 0 then
       bad = true
     else
-      stored_blocked, base = field(5), field(21)
-      blocked = stored_blocked
       n = (len - 36) / 32
+      stored_n = n
+      local b, s, t
+      if n > 0 then
+        b, s, t = string.match(raw, '^sl1:(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)')
+      else
+        b, s = string.match(raw, '^sl1:(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)')
+        t = '0'
+      end
+      if b then
+        stored_blocked, base, first_ts = b + 0, s + 0, t + 0
+        if stored_blocked >= 9007199254740992 or base >= 9007199254740992 or first_ts >= 9007199254740992 then
+          bad = true
+        end
+        blocked = stored_blocked
+      else
+        bad = true
+      end
     end
   end
   if blocked <= now then
@@ -39,7 +58,7 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
   -- normalize: drop the records that have left the window (first_in: the
   -- first record inside it, found by binary search once the first record
   -- is out), moving their total into the base.
-  if not bad and n > 0 and field(off) + window <= now then
+  if not bad and n > 0 and first_ts + window <= now then
     local lo, hi = 1, n + 1
     while lo < hi do
       local mid = math.floor((lo + hi) / 2)
@@ -57,7 +76,15 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
   if not bad and base < 1125899906842624 then
     local last_ts, last = 0, base
     if n > 0 then
-      last_ts, last = field(off + (n - 1) * 32), field(off + (n - 1) * 32 + 16)
+      local t, c = string.match(raw, '^(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)', off + (n - 1) * 32)
+      if t then
+        last_ts, last = t + 0, c + 0
+        if last_ts >= 9007199254740992 or last >= 9007199254740992 then
+          bad = true
+        end
+      else
+        bad = true
+      end
     end
     -- fits: the window holds last - base units; if the cost does not fit,
     -- wait for the first record whose total reaches the excess to leave.
@@ -123,20 +150,27 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
           ttl = 3153600000000000
         end
         if ttl > 0 then
-          -- encode: 'sl1:' blocked base, the kept records, the new last one
-          local value
+          -- encode: 'sl1:' blocked base, the kept records, the new last
+          -- one. Building a long string costs more than a command, so
+          -- when the header and the kept records are stored already the
+          -- new last record is written in place (the same bytes and TTL
+          -- as a SET of the whole value).
+          local px = math.ceil(ttl / 1000)
           if raw and off == 37 and blocked == stored_blocked then
-            value = string.sub(raw, 1, 36 + kept * 32) -- the header is unchanged
-          else
-            value = string.format('sl1:%016d%016d', blocked, base)
-            if raw then
-              value = value .. string.sub(raw, off, off + kept * 32 - 1)
+            if tail and kept < stored_n then
+              redis.call('SETRANGE', KEYS[1], 36 + kept * 32, tail)
+            elseif tail then
+              redis.call('APPEND', KEYS[1], tail)
             end
+            redis.call('PEXPIRE', KEYS[1], px)
+          else
+            local kept_recs = ''
+            if raw then
+              kept_recs = string.sub(raw, off, off + kept * 32 - 1)
+            end
+            redis.call('SET', KEYS[1], string.format('sl1:%016d%016d', blocked, base) .. kept_recs .. (tail or ''),
+              'PX', px)
           end
-          if tail then
-            value = value .. tail
-          end
-          redis.call('SET', KEYS[1], value, 'PX', math.ceil(ttl / 1000))
         elseif raw then
           redis.call('DEL', KEYS[1])
         end
