@@ -151,18 +151,24 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
         end
         if ttl > 0 then
           -- encode: 'sl1:' blocked base, the kept records, the new last
-          -- one. Building a long string costs more than a command, so
-          -- when the header and the kept records are stored already the
-          -- new last record is written in place (the same bytes and TTL
-          -- as a SET of the whole value).
+          -- one. On redis-server each long string built here costs more
+          -- than a command, so the stored value is reused where it can
+          -- be: with the header and the kept records unchanged (no
+          -- pruning, no new block), a merged last record is overwritten
+          -- in place (SETRANGE within the value, then PEXPIRE: the same
+          -- bytes and TTL as a SET) and an appended one is one
+          -- concatenation. (APPEND would be cheaper still, but Redis
+          -- grows an appended string to twice its size.)
           local px = math.ceil(ttl / 1000)
           if raw and off == 37 and blocked == stored_blocked then
-            if tail and kept < stored_n then
-              redis.call('SETRANGE', KEYS[1], 36 + kept * 32, tail)
-            elseif tail then
-              redis.call('APPEND', KEYS[1], tail)
+            if tail and kept == stored_n then
+              redis.call('SET', KEYS[1], raw .. tail, 'PX', px)
+            else
+              if tail then
+                redis.call('SETRANGE', KEYS[1], 36 + kept * 32, tail)
+              end
+              redis.call('PEXPIRE', KEYS[1], px)
             end
-            redis.call('PEXPIRE', KEYS[1], px)
           else
             local kept_recs = ''
             if raw then
