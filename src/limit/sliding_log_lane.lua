@@ -89,7 +89,9 @@ if ARGV[6] == '1' and (lane_op == '1' or lane_op == '2') then
     -- fits: the window holds last - base units; if the cost does not fit,
     -- wait for the first record whose total reaches the excess to leave.
     local retry = 0
-    if last - base + amount > limit then
+    if last - base + amount > limit and n == 0 then
+      bad = true -- (a cost above the limit: the general path's answer)
+    elseif last - base + amount > limit then
       local target = last + amount - limit
       local lo, hi = 1, n
       while lo < hi do
