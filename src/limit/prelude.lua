@@ -10,8 +10,10 @@
 --   driver.lua           the general decision flow (the twin of `decide`)
 --
 -- Redis runs the whole chunk on every call, so every table, closure and
--- string made at top level is paid per call: the prelude and the lanes
--- make none, and the general path is only reached when a lane falls through.
+-- string made at top level is paid per call: the prelude makes none, a
+-- lane only what its call needs (one parse, one encoding, the reply), and
+-- the general path's tables and closures are only made when a lane falls
+-- through.
 --
 -- KEYS[1]: the key. ARGV: op (1 consume, 2 check, 3 refund, 4 penalty,
 -- 5 block), amount, now in microseconds ('' = read TIME), block duration
