@@ -1,9 +1,6 @@
 -- rampart rate limiting: the decision flow shared by every algorithm
 -- (the twin of `decide` in src/limit/engine.rs).
-if now > MAX_NOW then
-  return redis.error_reply('RAMPART_INVALID_INPUT the clock reads after the year 2112')
-end
-local raw = redis.call('GET', KEYS[1])
+-- (prelude.lua has checked the clock and read the value into `raw`.)
 local blocked, s = 0, nil
 if raw then
   blocked, s = load(raw)

@@ -275,8 +275,12 @@ fn decide<E: Engine>(
     Ok((change, raw))
 }
 
-/// The Lua twins, one per algorithm: a shared prelude (arguments, state
-/// parsing), the algorithm's steps, and the shared decision flow.
+/// The Lua twins, one per algorithm, assembled from five parts (see
+/// `prelude.lua`): the shared prelude (arguments, clock, the stored value),
+/// the algorithm's one-tier lane (`<algorithm>_lane.lua`: consume and check
+/// on plain locals, the commonest calls), then the general path: the
+/// per-tier arguments and helpers (`tiers.lua`), the algorithm's steps
+/// (`<algorithm>.lua`) and the shared decision flow (`driver.lua`).
 ///
 /// `KEYS[1]` is the key. `ARGV`: operation code ([`Operation::code`]),
 /// amount, `now` in µs (empty: read `TIME`), block duration in µs, the
@@ -287,30 +291,26 @@ fn decide<E: Engine>(
 pub mod scripts {
     use crate::Script;
 
+    macro_rules! twin {
+        ($lane:literal, $steps:literal) => {
+            Script::new(concat!(
+                include_str!("prelude.lua"),
+                include_str!($lane),
+                include_str!("tiers.lua"),
+                include_str!($steps),
+                include_str!("driver.lua")
+            ))
+        };
+    }
+
     /// The token bucket's Lua twin.
-    pub static TOKEN_BUCKET: Script = Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("token_bucket.lua"),
-        include_str!("driver.lua")
-    ));
+    pub static TOKEN_BUCKET: Script = twin!("token_bucket_lane.lua", "token_bucket.lua");
     /// The sliding window log's Lua twin.
-    pub static SLIDING_LOG: Script = Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("sliding_log.lua"),
-        include_str!("driver.lua")
-    ));
+    pub static SLIDING_LOG: Script = twin!("sliding_log_lane.lua", "sliding_log.lua");
     /// The sliding window counter's Lua twin.
-    pub static SLIDING_WINDOW: Script = Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("sliding_counter.lua"),
-        include_str!("driver.lua")
-    ));
+    pub static SLIDING_WINDOW: Script = twin!("sliding_counter_lane.lua", "sliding_counter.lua");
     /// The fixed window's Lua twin.
-    pub static FIXED_WINDOW: Script = Script::new(concat!(
-        include_str!("prelude.lua"),
-        include_str!("fixed_window.lua"),
-        include_str!("driver.lua")
-    ));
+    pub static FIXED_WINDOW: Script = twin!("fixed_window_lane.lua", "fixed_window.lua");
 }
 
 /// One rate-limit step on one key, as an [`AtomicOp`]: the pure face runs
