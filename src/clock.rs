@@ -72,10 +72,14 @@ impl fmt::Debug for Timestamp {
 #[inline]
 pub fn duration_micros(d: Duration) -> u64 {
     // `as_micros` is u128, which wasm32 computes in software; this is the
-    // same value (saturating the same way) in u64 arithmetic.
-    d.as_secs()
-        .saturating_mul(1_000_000)
-        .saturating_add(u64::from(d.subsec_micros()))
+    // same value (saturating the same way) in u64 arithmetic. The bound is
+    // a comparison, not `saturating_mul`: an overflow-checked 64-bit
+    // multiply is a 128-bit library call on wasm32 too.
+    let secs = d.as_secs();
+    if secs > u64::MAX / 1_000_000 {
+        return u64::MAX;
+    }
+    (secs * 1_000_000).saturating_add(u64::from(d.subsec_micros()))
 }
 
 /// Where `now` comes from.
