@@ -24,6 +24,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// A Lua script of the crate as embedded: `src/<path>` with its full-line
+/// comments blanked (`build.rs`; line numbers kept).
+macro_rules! lua {
+    ($path:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/lua/", $path))
+    };
+}
+
 mod atomic;
 pub mod cache;
 mod clock;

@@ -294,23 +294,28 @@ pub mod scripts {
     macro_rules! twin {
         ($lane:literal, $steps:literal) => {
             Script::new(concat!(
-                include_str!("prelude.lua"),
-                include_str!($lane),
-                include_str!("tiers.lua"),
-                include_str!($steps),
-                include_str!("driver.lua")
+                lua!("limit/prelude.lua"),
+                lua!($lane),
+                lua!("limit/tiers.lua"),
+                lua!($steps),
+                lua!("limit/driver.lua")
             ))
         };
     }
 
     /// The token bucket's Lua twin.
-    pub static TOKEN_BUCKET: Script = twin!("token_bucket_lane.lua", "token_bucket.lua");
+    pub static TOKEN_BUCKET: Script =
+        twin!("limit/token_bucket_lane.lua", "limit/token_bucket.lua");
     /// The sliding window log's Lua twin.
-    pub static SLIDING_LOG: Script = twin!("sliding_log_lane.lua", "sliding_log.lua");
+    pub static SLIDING_LOG: Script = twin!("limit/sliding_log_lane.lua", "limit/sliding_log.lua");
     /// The sliding window counter's Lua twin.
-    pub static SLIDING_WINDOW: Script = twin!("sliding_counter_lane.lua", "sliding_counter.lua");
+    pub static SLIDING_WINDOW: Script = twin!(
+        "limit/sliding_counter_lane.lua",
+        "limit/sliding_counter.lua"
+    );
     /// The fixed window's Lua twin.
-    pub static FIXED_WINDOW: Script = twin!("fixed_window_lane.lua", "fixed_window.lua");
+    pub static FIXED_WINDOW: Script =
+        twin!("limit/fixed_window_lane.lua", "limit/fixed_window.lua");
 }
 
 /// One rate-limit step on one key, as an [`AtomicOp`]: the pure face runs

@@ -6,7 +6,7 @@ use crate::lock::state::{deadline, state_ttl, Hold, LockState, LockToken};
 use crate::lock::{reply_code, reply_u64};
 use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
-static SCRIPT: Script = Script::new(include_str!("acquire.lua"));
+static SCRIPT: Script = Script::new(lua!("lock/acquire.lua"));
 
 /// Takes the lock for `token` if nobody holds it, issuing a fencing token
 /// strictly greater than every one issued before for the resource.

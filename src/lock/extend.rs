@@ -6,7 +6,7 @@ use crate::lock::state::{deadline, state_ttl, Hold, LockState, LockToken};
 use crate::lock::{reply_code, reply_u64};
 use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
-static SCRIPT: Script = Script::new(include_str!("extend.lua"));
+static SCRIPT: Script = Script::new(lua!("lock/extend.lua"));
 
 /// Makes the hold of `token` end `ttl` from now (longer or shorter than
 /// it was) if `token` still holds the lock; otherwise touches nothing.

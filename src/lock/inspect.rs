@@ -6,7 +6,7 @@ use crate::lock::state::LockState;
 use crate::lock::{reply_code, reply_u64, script_now};
 use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
-static SCRIPT: Script = Script::new(include_str!("inspect.lua"));
+static SCRIPT: Script = Script::new(lua!("lock/inspect.lua"));
 
 /// Reads whether a lock is held, for how long, and its last fencing token.
 ///

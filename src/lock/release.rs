@@ -6,7 +6,7 @@ use crate::lock::state::{state_ttl, state_ttl_ms, LockState, LockToken};
 use crate::lock::{reply_code, script_now};
 use crate::{check_ttl, Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
-static SCRIPT: Script = Script::new(include_str!("release.lua"));
+static SCRIPT: Script = Script::new(lua!("lock/release.lua"));
 
 /// Frees the lock if `token` holds it; otherwise touches nothing.
 ///

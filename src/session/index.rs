@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::session::record::{now_arg, parse_num, split_fields, ttl_until, MAX_SAFE};
 use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 
-static SCRIPT: Script = Script::new(include_str!("index.lua"));
+static SCRIPT: Script = Script::new(lua!("session/index.lua"));
 
 /// The most entries an index holds, whatever the configured maximum: it
 /// bounds the work of one index operation (the oldest is evicted first).

@@ -27,8 +27,8 @@ use crate::{Arg, AtomicOp, Change, Error, Result, Script, Timestamp, Value};
 /// The largest integer both faces represent exactly (Lua numbers are doubles).
 pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
 
-static TOUCH: Script = Script::new(include_str!("record.lua"));
-static TAKE: Script = Script::new(include_str!("take.lua"));
+static TOUCH: Script = Script::new(lua!("session/record.lua"));
+static TAKE: Script = Script::new(lua!("session/take.lua"));
 
 /// A decimal field as both faces accept it: 1 to 16 digits, at most 2^53 - 1.
 pub(crate) fn parse_num(text: &[u8]) -> Option<u64> {

@@ -40,7 +40,7 @@ use crate::{
     SharedClock, Store, SystemClock, Timestamp, Value,
 };
 
-static SCRIPT: Script = Script::new(include_str!("refresh.lua"));
+static SCRIPT: Script = Script::new(lua!("session/refresh.lua"));
 
 const FAMILY_BYTES: usize = 16;
 const TOKEN_BYTES: usize = 48;
