@@ -526,30 +526,41 @@ describe('hostile inputs to RateLimiter', () => {
       }
     }
   });
-  it('every method settles with a code', async () => {
-    const { store } = memory();
-    const limiter = new RateLimiter({ store, limit: 10, window: 1_000 });
-    for (const v of hostile) {
-      for (const call of [
-        () => limiter.consume(v),
-        () => limiter.consume('k', v),
-        () => limiter.consume('k', 1, v),
-        () => limiter.consume('k', 1, { headers: v }),
-        () => limiter.consume('k', 1, { headers: 'draft-8', names: v, partitionKey: v }),
-        () => limiter.check('k', v),
-        () => limiter.refund(v, v),
-        () => limiter.penalty('k', v),
-        () => limiter.block('k', v),
-        () => limiter.reset(v),
-        () => RateLimiter.consumeAll(v),
-        () => RateLimiter.consumeAll([[limiter, v, v]]),
-      ]) {
-        const p = call();
-        assert.ok(p instanceof Promise);
-        const code = await codeOf(p);
-        assert.notEqual(code, 'RAMPART_PANIC');
+  // A MemoryStore limiter (decided during the call) and one over an adapter
+  // with eval (the scripted path; its eval answers an admission).
+  const scriptedStore = () => {
+    const unused = () => Promise.reject(new Error('not used'));
+    const admitted = () => Promise.resolve([1, Date.now() * 1000, 0, 9, 1_000_000, 0]);
+    return Store.fromAdapter({ get: unused, set: unused, delete: unused, ttl: unused, compareAndSwap: unused, scan: unused, eval: admitted });
+  };
+  for (const [name, store] of [
+    ['MemoryStore', () => memory().store],
+    ['an adapter with eval', scriptedStore],
+  ]) {
+    it(`every method settles with a code (${name})`, async () => {
+      const limiter = new RateLimiter({ store: store(), limit: 10, window: 1_000 });
+      for (const v of hostile) {
+        for (const call of [
+          () => limiter.consume(v),
+          () => limiter.consume('k', v),
+          () => limiter.consume('k', 1, v),
+          () => limiter.consume('k', 1, { headers: v }),
+          () => limiter.consume('k', 1, { headers: 'draft-8', names: v, partitionKey: v }),
+          () => limiter.check('k', v),
+          () => limiter.refund(v, v),
+          () => limiter.penalty('k', v),
+          () => limiter.block('k', v),
+          () => limiter.reset(v),
+          () => RateLimiter.consumeAll(v),
+          () => RateLimiter.consumeAll([[limiter, v, v]]),
+        ]) {
+          const p = call();
+          assert.ok(p instanceof Promise);
+          const code = await codeOf(p);
+          assert.notEqual(code, 'RAMPART_PANIC');
+        }
       }
-    }
-    assert.equal(fault(), null);
-  });
+      assert.equal(fault(), null);
+    });
+  }
 });
