@@ -43,6 +43,16 @@ pub enum ScriptTime {
     Caller,
 }
 
+impl ScriptTime {
+    /// The `now` a script is given: `None` to read the server's `TIME`.
+    pub(crate) fn now(self, clock: &dyn Clock) -> Option<Timestamp> {
+        match self {
+            ScriptTime::Server => None,
+            ScriptTime::Caller => Some(clock.now()),
+        }
+    }
+}
+
 /// Runs `op` on `key` in `store`: the Lua twin where the store has
 /// scripting, the pure function through [`Store::update`] otherwise.
 pub async fn run<S, O>(
@@ -69,11 +79,7 @@ where
         }
     };
     let outcome = if store.capabilities().scripting {
-        let now = match script_time {
-            ScriptTime::Server => None,
-            ScriptTime::Caller => Some(clock.now()),
-        };
-        let args = op.script_args(now);
+        let args = op.script_args(script_time.now(clock));
         store.run_atomic(key, op.script(), &args, &mut apply).await
     } else {
         store.update(key, &mut apply).await.map(Atomic::Applied)

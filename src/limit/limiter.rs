@@ -345,37 +345,62 @@ impl<S: Store> Limiter<S> {
         undo_at: Option<Timestamp>,
         local: bool,
     ) -> DecisionFuture<'a> {
+        match self.before_store(key, op, amount, undo_at, local) {
+            Err(answer) => DecisionFuture::ready(answer),
+            Ok(lop) => DecisionFuture(Inner::Pending(Box::pin(async move {
+                trace(op, key, self.decide_remote(key, lop, amount).await)
+            }))),
+        }
+    }
+
+    /// The operation for `amount` (or the undo of the charge made at
+    /// `undo_at`), or the traced error of a bad amount.
+    fn limit_op(
+        &self,
+        key: &Key,
+        op: Operation,
+        amount: u64,
+        undo_at: Option<Timestamp>,
+    ) -> std::result::Result<LimitOp<'_>, Result<Decision>> {
         let lop = match undo_at {
             Some(at) => LimitOp::undo(&self.rule, amount, at),
             None => LimitOp::new(&self.rule, op, amount),
         };
-        let lop = match lop {
-            Ok(lop) => lop,
-            Err(e) => {
-                let e = e.with_operation(op_name(op)).with_key(key);
-                return DecisionFuture::ready(trace(op, key, Err(e)));
-            }
-        };
+        lop.map_err(|e| {
+            let e = e.with_operation(op_name(op)).with_key(key);
+            trace(op, key, Err(e))
+        })
+    }
+
+    /// Everything a decision does before its store call: the operation,
+    /// the block cache (for reads), and the store's in-place path when
+    /// `local`. `Err` holds the (traced) answer when one of them gave it;
+    /// `Ok` the operation the store call must make.
+    fn before_store(
+        &self,
+        key: &Key,
+        op: Operation,
+        amount: u64,
+        undo_at: Option<Timestamp>,
+        local: bool,
+    ) -> std::result::Result<LimitOp<'_>, Result<Decision>> {
+        let lop = self.limit_op(key, op, amount, undo_at)?;
         let reads = matches!(op, Operation::Consume | Operation::Check);
         if reads && !self.blocks.is_empty() {
             let now = self.clock.now();
             if let Some(until) = self.blocks.blocked_until(key, now) {
                 let d = Decision::cached_block(&self.rule, now, until);
-                return DecisionFuture::ready(trace(op, key, Ok(d)));
+                return Err(trace(op, key, Ok(d)));
             }
         }
         let mut decision = Decision::EMPTY;
-        let decided = if local {
-            self.decide_local(key, &lop, &mut decision)
-        } else {
-            None
-        };
-        match decided {
-            Some(Ok(())) => DecisionFuture::ready(trace(op, key, Ok(decision))),
-            Some(Err(e)) => DecisionFuture::ready(trace(op, key, Err(e))),
-            None => DecisionFuture(Inner::Pending(Box::pin(async move {
-                trace(op, key, self.decide_remote(key, lop, amount).await)
-            }))),
+        match local
+            .then(|| self.decide_local(key, &lop, &mut decision))
+            .flatten()
+        {
+            Some(Ok(())) => Err(trace(op, key, Ok(decision))),
+            Some(Err(e)) => Err(trace(op, key, Err(e))),
+            None => Ok(lop),
         }
     }
 
@@ -513,39 +538,19 @@ impl<S: Store> Limiter<S> {
     /// ```
     pub fn begin_consume(&self, key: &Key, cost: u64) -> Begin {
         let op = Operation::Consume;
-        let lop = match LimitOp::new(&self.rule, op, cost) {
+        let lop = match self.before_store(key, op, cost, None, true) {
             Ok(lop) => lop,
-            Err(e) => {
-                let e = e.with_operation(op_name(op)).with_key(key);
-                return Begin::Decided(trace(op, key, Err(e)));
-            }
+            Err(answer) => return Begin::Decided(answer),
         };
-        if !self.blocks.is_empty() {
-            let now = self.clock.now();
-            if let Some(until) = self.blocks.blocked_until(key, now) {
-                let d = Decision::cached_block(&self.rule, now, until);
-                return Begin::Decided(trace(op, key, Ok(d)));
-            }
-        }
-        let mut decision = Decision::EMPTY;
-        match self.decide_local(key, &lop, &mut decision) {
-            Some(Ok(())) => return Begin::Decided(trace(op, key, Ok(decision))),
-            Some(Err(e)) => return Begin::Decided(trace(op, key, Err(e))),
-            None => {}
-        }
         if !self.store.capabilities().scripting {
             let e = Error::unsupported("begin_consume: the store has no scripting; use consume")
                 .with_operation(op_name(op))
                 .with_key(key);
             return Begin::Decided(Err(e));
         }
-        let now = match self.script_time {
-            ScriptTime::Server => None,
-            ScriptTime::Caller => Some(self.clock.now()),
-        };
         Begin::Call(ScriptCall {
             script: lop.script(),
-            args: lop.script_args(now),
+            args: lop.script_args(self.script_time.now(&*self.clock)),
         })
     }
 
@@ -562,12 +567,9 @@ impl<S: Store> Limiter<S> {
         reply: Result<Value>,
     ) -> DecisionFuture<'a> {
         let op = Operation::Consume;
-        let lop = match LimitOp::new(&self.rule, op, cost) {
+        let lop = match self.limit_op(key, op, cost, None) {
             Ok(lop) => lop,
-            Err(e) => {
-                let e = e.with_operation(op_name(op)).with_key(key);
-                return DecisionFuture::ready(trace(op, key, Err(e)));
-            }
+            Err(answer) => return DecisionFuture::ready(answer),
         };
         // As `run` reads a script's outcome.
         let primary = reply

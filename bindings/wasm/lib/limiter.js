@@ -233,10 +233,7 @@ function consumeScripted(inner, s, key, cost) {
   if (begun === BEGIN_DECIDED) return Promise.resolve(unpack(undefined));
   if (begun === 0) return Promise.reject(takeFailure());
   if (begun !== BEGIN_CALL) return run(() => inner.consume(key, cost), () => unpack(undefined));
-  return callScript(s, key).then(
-    (v) => finishScripted(inner, key, cost, true, v, undefined),
-    (e) => finishScripted(inner, key, cost, false, e, undefined),
-  );
+  return callScript(inner, s, key, cost, undefined);
 }
 
 /**
@@ -274,18 +271,16 @@ function consumeScriptedHeaders(inner, s, key, cost, headerOptions) {
       },
     );
   }
-  return callScript(s, key).then(
-    (v) => finishScripted(inner, key, cost, true, v, rendered),
-    (e) => finishScripted(inner, key, cost, false, e, rendered),
-  );
+  return callScript(inner, s, key, cost, rendered);
 }
 
 /**
  * The adapter's eval on the arguments scriptBegin just wrote (NaN: the
- * empty string, "the server's time"), as a promise: a synchronous throw
- * is a rejection, as on the task path.
+ * empty string, "the server's time"), then its outcome to the core
+ * (finishScripted): a synchronous throw is a rejection, as on the task
+ * path. `rendered`: the header options, or undefined.
  */
-function callScript(s, key) {
+function callScript(inner, s, key, cost, rendered) {
   const figures = out();
   const n = figures[0];
   const args = new Array(n);
@@ -293,11 +288,16 @@ function callScript(s, key) {
     const x = figures[i + 1];
     args[i] = x === x ? x : '';
   }
+  let called;
   try {
-    return Promise.resolve(apply(s.evalFn, s.adapter, [s.script, [s.prefix + key], args]));
+    called = Promise.resolve(apply(s.evalFn, s.adapter, [s.script, [s.prefix + key], args]));
   } catch (e) {
-    return Promise.reject(e);
+    called = Promise.reject(e);
   }
+  return called.then(
+    (v) => finishScripted(inner, key, cost, true, v, rendered),
+    (e) => finishScripted(inner, key, cost, false, e, rendered),
+  );
 }
 
 /**
