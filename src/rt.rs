@@ -82,6 +82,23 @@ pub fn set_spawner(spawner: fn(BackgroundTask)) {
     SPAWNER.set(Some(spawner));
 }
 
+/// Whether [`sleep`] can wait on this thread: natively a tokio runtime
+/// must be running here (a typed [`crate::ErrorKind::Unsupported`] rather
+/// than tokio's panic; its timer being enabled stays the caller's part);
+/// on wasm `setTimeout` always can.
+pub fn sleep_available() -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Err(e) = tokio::runtime::Handle::try_current() {
+        return Err(Error::new(
+            crate::ErrorKind::Unsupported,
+            "waiting needs a tokio runtime (with its timer enabled) on this thread",
+        )
+        .with_operation("sleep")
+        .with_source(e));
+    }
+    Ok(())
+}
+
 /// Waits for `d` (natively on tokio's timer; on wasm through `setTimeout`).
 ///
 /// Natively this must run inside a tokio runtime with the time driver.

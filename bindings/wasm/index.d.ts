@@ -338,6 +338,8 @@ export interface ConsumeHeaderOptions {
 /** What the middleware needs of a limiter. */
 export interface ConsumingLimiter<D extends RateLimitDecision = RateLimitDecision> {
   consume(key: string, cost?: number, headerOptions?: ConsumeHeaderOptions): Promise<D>;
+  /** Needed for the middleware's `wait` option. */
+  consumeWithin?(key: string, maxWaitMs: number, cost?: number): Promise<D>;
 }
 
 /** The headers for a decision, as [name, value] pairs. */
@@ -366,6 +368,11 @@ export interface RateLimitOptions<Req extends IncomingMessage = RequestWithIp> {
   message?: string | Readonly<Record<string, unknown>>;
   /** Admit requests when the limiter fails (default false: the error goes to next()). */
   failOpen?: boolean;
+  /**
+   * Milliseconds a request may wait for room before it is denied (default
+   * 0: none); needs a limiter with `consumeWithin` (rampart's RateLimiter).
+   */
+  wait?: number;
 }
 
 /** Express (or node:http) middleware: counts each request; 429 + Retry-After when denied. */
@@ -452,6 +459,11 @@ export declare class RateLimiter implements ConsumingLimiter<Decision> {
   /** The largest cost one request may have. */
   readonly capacity: number;
   consume(key: string, cost?: number, headerOptions?: ConsumeHeaderOptions): Promise<Decision>;
+  /**
+   * consume, waiting up to `maxWaitMs` for room instead of denying at
+   * once; a denial no wait could lift in time is answered at once.
+   */
+  consumeWithin(key: string, maxWaitMs: number, cost?: number): Promise<Decision>;
   check(key: string, cost?: number): Promise<Decision>;
   refund(key: string, amount?: number): Promise<Decision>;
   reward(key: string, amount?: number): Promise<Decision>;

@@ -180,6 +180,76 @@ impl<S: Store> Limiter<S> {
         }
     }
 
+    /// [`consume`](Self::consume), waiting up to `max_wait` for room
+    /// instead of denying at once (governor's `until_key_ready`,
+    /// upstash's `blockUntilReady`, a rate-limiter-flexible queue).
+    ///
+    /// While the request is denied and its [`Decision::retry_after`]
+    /// (rounded up to whole milliseconds, the timers' grain) fits in what
+    /// is left of `max_wait`, it sleeps that long ([`crate::rt::sleep`])
+    /// and asks again; each attempt is a full [`consume`](Self::consume),
+    /// so waiters on one key are admitted exactly as callers of
+    /// `consume` would be. A denial that no wait within `max_wait` could
+    /// turn into an admission (a longer retry, a block that outlasts it)
+    /// is answered at once, not after a pointless sleep. Time waited is
+    /// the limiter's clock or the time slept, whichever is more, so a
+    /// stopped test clock still ends the wait. A zero `max_wait` is
+    /// exactly `consume`.
+    ///
+    /// Natively the sleeps need a tokio runtime with its timer enabled (as
+    /// [`crate::lock::Locks::acquire`]); on wasm they are `setTimeout`.
+    ///
+    /// # Errors
+    /// As [`consume`](Self::consume), for any attempt;
+    /// [`crate::ErrorKind::Unsupported`] when a wait is needed natively
+    /// outside a tokio runtime (the denied attempts counted nothing).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use rampart::limit::{Limiter, Quota, Rule};
+    /// use rampart::{Key, MemoryStore};
+    ///
+    /// // 20 a second, no burst: the second request waits ~50 ms for room.
+    /// let rule = Rule::token_bucket(Quota::per_second(20).with_burst(1))?;
+    /// let limiter = Limiter::new(MemoryStore::new(), rule);
+    /// let key = Key::new("user:7")?;
+    /// assert!(limiter.consume(&key, 1).await?.allowed);
+    /// assert!(limiter.consume_within(&key, 1, Duration::from_secs(1)).await?.allowed);
+    /// // A wait longer than allowed is not attempted: denied at once.
+    /// assert!(!limiter.consume_within(&key, 1, Duration::from_millis(1)).await?.allowed);
+    /// # Ok::<(), rampart::Error>(()) }).unwrap();
+    /// ```
+    pub async fn consume_within(
+        &self,
+        key: &Key,
+        cost: u64,
+        max_wait: Duration,
+    ) -> Result<Decision> {
+        let started = self.clock.now();
+        let mut slept = Duration::ZERO;
+        loop {
+            let decision = self.consume(key, cost).await?;
+            if decision.allowed {
+                return Ok(decision);
+            }
+            let waited = self
+                .clock
+                .now()
+                .saturating_duration_since(started)
+                .max(slept);
+            let left = max_wait.saturating_sub(waited);
+            let pause = match decision.retry_after.map(whole_millis) {
+                Some(pause) if pause <= left => pause,
+                _ => return Ok(decision),
+            };
+            crate::rt::sleep_available()
+                .map_err(|e| e.with_operation("limit.consume_within").with_key(key))?;
+            crate::rt::sleep(pause).await;
+            slept += pause;
+        }
+    }
+
     /// Whether a request of `cost` would be admitted now, without counting
     /// it or starting a block.
     pub fn check<'a>(&'a self, key: &'a Key, cost: u64) -> DecisionFuture<'a> {
@@ -632,6 +702,13 @@ enum Concluded {
 /// lane of [`Limiter::consume_in_place`] small.
 #[cold]
 #[inline(never)]
+/// `d` rounded up to whole milliseconds, at least one: what a timer can
+/// wait, and never zero (a wait loop must make progress).
+fn whole_millis(d: Duration) -> Duration {
+    let ms = d.as_micros().div_ceil(1_000).max(1);
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
 fn decide_generic(
     rule: &Rule,
     cost: u64,

@@ -574,6 +574,7 @@ impl<S: Store> Locks<S> {
                     pause = pause.min(wait - waited);
                 }
             }
+            crate::rt::sleep_available().map_err(|e| e.with_operation(name).with_key(&key))?;
             watchdog::pause(pause).await;
             slept += pause;
             attempt = attempt.saturating_add(1);

@@ -99,12 +99,13 @@ async function limitsAndLocks(store: MemoryStore): Promise<number> {
   });
   const d: Decision = await limiter.consume('user:42', 2, { headers: 'draft-8', partitionKey: 'user:42' });
   const headers: Array<[string, string]> = d.headers('draft-8', { partitionKey: 'user:42' });
+  const queued: Decision = await limiter.consumeWithin('user:42', 250, 1);
   const auth = RateLimiter.preset('auth', { store, env: { RATE_LIMIT_AUTH_POINTS: '3' } });
   const both = await RateLimiter.consumeAll([
     [limiter, 'user:42', 1],
     [auth, 'user:42'],
   ]);
-  console.log(headers, both.source, d.tiers[0]?.retryAfter ?? null, d.blockedUntil);
+  console.log(headers, both.source, d.tiers[0]?.retryAfter ?? null, d.blockedUntil, queued.allowed);
 
   const locks = new Locks({ store, prefix: 'lock', fenceRetention: null });
   const lock = await locks.tryAcquire('report', { ttl: 30_000 });

@@ -117,6 +117,8 @@ function rateLimitHeaders(decision, options = {}) {
  * @param {number} [options.statusCode] default: 429
  * @param {string | object} [options.message] the body of a denial
  * @param {boolean} [options.failOpen] admit requests when the limiter fails (default: false: next(err))
+ * @param {number} [options.wait] milliseconds a request may wait for room
+ *   (the limiter's consumeWithin) before it is denied (default 0: none)
  */
 function rateLimit(options) {
   if (options === null || typeof options !== 'object') {
@@ -140,6 +142,13 @@ function rateLimit(options) {
   const message = options.message ?? 'Too many requests, please try again later.';
   const withPk = options.partitionKey ?? true;
   const skip = options.skip;
+  const wait = options.wait ?? 0;
+  if (!(typeof wait === 'number' && wait >= 0 && Number.isFinite(wait))) {
+    throw invalidInput('options.wait must be a finite number of milliseconds, at least 0');
+  }
+  if (wait > 0 && typeof limiter.consumeWithin !== 'function') {
+    throw invalidInput('options.wait needs a limiter with a consumeWithin(key, maxWaitMs, cost) method');
+  }
 
   return async function rampartRateLimit(req, res, next) {
     let decision;
@@ -156,11 +165,16 @@ function rateLimit(options) {
           : { style, names: options.names, partitionKey: style === 'draft-8' && withPk ? key : undefined };
       // rampart's limiter renders the headers in the core along with the
       // decision when handed the header options; other limiters ignore them.
-      decision = await limiter.consume(
-        key,
-        units,
-        headerOptions && { headers: style, names: headerOptions.names, partitionKey: headerOptions.partitionKey },
-      );
+      // A request that may wait is admitted or denied after the wait (its
+      // headers rendered from the decision's figures).
+      decision =
+        wait > 0
+          ? await limiter.consumeWithin(key, wait, units)
+          : await limiter.consume(
+              key,
+              units,
+              headerOptions && { headers: style, names: headerOptions.names, partitionKey: headerOptions.partitionKey },
+            );
       req.rateLimit = decision;
       const headers = headerOptions === undefined ? [] : rateLimitHeaders(decision, headerOptions);
       if (!res.headersSent) {

@@ -429,6 +429,17 @@ class RateLimiter {
     );
   }
 
+  /**
+   * consume, waiting up to `maxWaitMs` for room instead of denying at once
+   * (upstash's blockUntilReady, rate-limiter-flexible's queue): while
+   * denied with a `retryAfter` that fits in the wait left, sleeps that
+   * long and asks again; a denial no wait could lift in time (a longer
+   * retry, a block) is answered at once. `cost` defaults to 1.
+   */
+  consumeWithin(key, maxWaitMs, cost) {
+    return run(() => this[INNER].consumeWithin(key, maxWaitMs, cost), () => unpack(undefined));
+  }
+
   /** Whether a request of `cost` would be admitted now (counts nothing). */
   check(key, cost) {
     return run(() => this[INNER].check(key, cost), () => unpack(undefined));

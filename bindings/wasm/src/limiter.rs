@@ -721,6 +721,30 @@ impl RateLimiterHandle {
         })
     }
 
+    /// Waits up to `ms` milliseconds for room, then admits and counts a
+    /// request of `cost` (default 1) units, or denies it counting nothing
+    /// (the core's [`Limiter::consume_within`]: sleeps are `setTimeout`).
+    #[wasm_bindgen(js_name = consumeWithin)]
+    pub fn consume_within(
+        &self,
+        id: JsValue,
+        ms: JsValue,
+        cost: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let key = self.key(&id)?;
+        let max_wait =
+            duration_from_millis(number(&ms, "maxWait").map_err(js)?, "maxWait").map_err(js)?;
+        let cost = amount(&cost, "cost")?;
+        let limiter = self.limiter.clone();
+        spawn(async move {
+            let d = limiter
+                .consume_within(&key, cost, max_wait)
+                .await
+                .map_err(js)?;
+            Ok(reply(&d, None))
+        })
+    }
+
     /// Whether a request of `cost` would be admitted now (counts nothing).
     pub fn check(&self, id: JsValue, cost: JsValue) -> Result<JsValue, JsValue> {
         let key = self.key(&id)?;

@@ -212,6 +212,29 @@ describe('RateLimiter on MemoryStore', () => {
     assert.equal((await limiter.consume('k')).remaining, 4);
   });
 
+  it('consumeWithin waits for room, or answers a denial no wait could lift', async () => {
+    // The system clock: the wait is a real (short) setTimeout.
+    const limiter = new RateLimiter({ store: new MemoryStore(), algorithm: 'token-bucket', limit: 20, window: 1_000, burst: 1 });
+    assert.equal((await limiter.consume('k')).allowed, true);
+    assert.equal((await limiter.consume('k')).allowed, false, 'no room at once');
+    const waited = await limiter.consumeWithin('k', 1_000);
+    assert.equal(waited.allowed, true, 'admitted once the bucket refilled');
+    // Nothing to wait for: exactly consume.
+    assert.equal((await limiter.consumeWithin('other', 0, 1)).allowed, true);
+    // A retry longer than the wait allowed comes back denied, with it.
+    const { clock, store } = memory();
+    const hourly = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 1, window: 3_600_000 });
+    await hourly.consume('k');
+    const denied = await hourly.consumeWithin('k', 50);
+    assert.equal(denied.allowed, false);
+    assert.ok(denied.retryAfter > 50, String(denied.retryAfter));
+    assert.equal(await codeOf(hourly.consumeWithin('k', 10, 2)), 'RAMPART_INVALID_INPUT', 'cost above the limit');
+    for (const bad of [-1, NaN, Infinity, '10', 2 ** 64, undefined]) {
+      assert.equal(await codeOf(hourly.consumeWithin('k', bad)), 'RAMPART_INVALID_INPUT', String(bad));
+    }
+    assert.equal(await codeOf(hourly.consumeWithin('', 10)), 'RAMPART_INVALID_KEY');
+  });
+
   it('a denial starts the rule’s block', async () => {
     const { clock, store } = memory();
     const limiter = new RateLimiter({ store, clock, algorithm: 'sliding-log', limit: 1, window: 1_000, blockFor: 60_000 });
@@ -316,8 +339,11 @@ describe('headers', () => {
   it('the Express middleware with the real limiter', async () => {
     const { clock, store } = memory();
     const limiter = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 1, window: 60_000 });
+    // 20 a second, no burst: a request may wait ~50 ms for room.
+    const smooth = new RateLimiter({ store: new MemoryStore(), algorithm: 'token-bucket', limit: 20, window: 1_000, burst: 1 });
     const app = express();
     app.get('/', rateLimit({ limiter, key: () => 'foo' }), (req, res) => res.send('ok'));
+    app.get('/wait', rateLimit({ limiter: smooth, key: () => 'w', wait: 1_000 }), (req, res) => res.send('ok'));
     const server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
@@ -329,6 +355,12 @@ describe('headers', () => {
       const denied = await fetch(base);
       assert.equal(denied.status, 429);
       assert.equal(denied.headers.get('retry-after'), '60');
+      // With `wait`, back-to-back requests queue for room instead of a 429.
+      for (let i = 0; i < 3; i++) {
+        const waited = await fetch(`${base}wait`);
+        assert.equal(waited.status, 200);
+        assert.match(waited.headers.get('ratelimit'), /; r=0; t=\d+$/);
+      }
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
@@ -377,6 +409,14 @@ describe('RateLimiter over Redis adapters', () => {
       assert.equal(calls(await info()) - before, 300);
     });
   }
+
+  it('consumeWithin over ioredis: waits on the server’s clock, then is admitted', async () => {
+    const { store } = await clients.ioredis();
+    const limiter = new RateLimiter({ store, algorithm: 'token-bucket', limit: 20, window: 1_000, burst: 1, prefix: 'rl:within' });
+    assert.equal((await limiter.consume('k')).allowed, true);
+    assert.equal((await limiter.consume('k')).allowed, false);
+    assert.equal((await limiter.consumeWithin('k', 1_000)).allowed, true);
+  });
 
   const ALGORITHMS = ['token-bucket', 'sliding-log', 'sliding-window', 'fixed-window'];
 
@@ -550,6 +590,9 @@ describe('hostile inputs to RateLimiter', () => {
           () => limiter.refund(v, v),
           () => limiter.penalty('k', v),
           () => limiter.block('k', v),
+          () => limiter.consumeWithin(v, 0),
+          () => limiter.consumeWithin('k', v),
+          () => limiter.consumeWithin('k', 0, v),
           () => limiter.reset(v),
           () => RateLimiter.consumeAll(v),
           () => RateLimiter.consumeAll([[limiter, v, v]]),
