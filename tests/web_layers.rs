@@ -387,3 +387,30 @@ async fn the_session_layer_rotates_ids_and_writes_cookies() {
     // Nothing to rotate without a session.
     assert_eq!(call(&mut app, get_with("/rotate", None)).await.2, "false");
 }
+
+#[tokio::test]
+async fn a_layer_with_wait_queues_requests_for_room_instead_of_a_429() {
+    // 20 a second, no burst: back to back, each request waits ~50 ms.
+    let rule = || Rule::token_bucket(Quota::per_second(20).with_burst(1)).unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mut waiting = counting_router(hits.clone()).layer(
+        RateLimitLayer::new(Limiter::new(MemoryStore::new(), rule())).wait(Duration::from_secs(1)),
+    );
+    for _ in 0..3 {
+        let (status, _, body) = call(&mut waiting, req("/", "192.0.2.7:1")).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    // Without it, the second request is denied at once.
+    let mut plain = counting_router(hits.clone()).layer(RateLimitLayer::new(Limiter::new(
+        MemoryStore::new(),
+        rule(),
+    )));
+    assert_eq!(
+        call(&mut plain, req("/", "192.0.2.7:1")).await.0,
+        StatusCode::OK
+    );
+    let (status, headers, _) = call(&mut plain, req("/", "192.0.2.7:1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+}

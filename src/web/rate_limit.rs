@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::response::Response;
 use http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -41,6 +42,7 @@ pub struct RateLimitLayer<St, K = ClientIp> {
     style: HeaderStyle,
     name: Option<Arc<str>>,
     cost: u64,
+    wait: Duration,
 }
 
 impl<St, K> Clone for RateLimitLayer<St, K> {
@@ -51,6 +53,7 @@ impl<St, K> Clone for RateLimitLayer<St, K> {
             style: self.style,
             name: self.name.clone(),
             cost: self.cost,
+            wait: self.wait,
         }
     }
 }
@@ -62,6 +65,7 @@ impl<St, K> std::fmt::Debug for RateLimitLayer<St, K> {
             .field("style", &self.style)
             .field("name", &self.name)
             .field("cost", &self.cost)
+            .field("wait", &self.wait)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +79,7 @@ impl<St: Store + 'static> RateLimitLayer<St, ClientIp> {
             style: HeaderStyle::Draft7,
             name: None,
             cost: 1,
+            wait: Duration::ZERO,
         }
     }
 }
@@ -89,6 +94,7 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
             style: self.style,
             name: self.name,
             cost: self.cost,
+            wait: self.wait,
         }
     }
 
@@ -107,6 +113,14 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
     /// What each request costs (default 1; at most the rule's capacity).
     pub fn cost(mut self, cost: u64) -> Self {
         self.cost = cost;
+        self
+    }
+
+    /// How long a request may wait for room before it is denied (default
+    /// zero: none): [`Limiter::consume_within`], which needs the tokio
+    /// timer (axum's runtime has it).
+    pub fn wait(mut self, max_wait: Duration) -> Self {
+        self.wait = max_wait;
         self
     }
 
@@ -229,7 +243,13 @@ where
             };
             let req = Request::from_parts(parts, body);
             let decision = match layer.limiter.key(&id) {
-                Ok(key) => layer.limiter.consume(&key, layer.cost).await,
+                Ok(key) if layer.wait.is_zero() => layer.limiter.consume(&key, layer.cost).await,
+                Ok(key) => {
+                    layer
+                        .limiter
+                        .consume_within(&key, layer.cost, layer.wait)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             let decision = match decision {
