@@ -221,6 +221,26 @@ fn token_bucket_and_blocked_keys() {
         "limit=10, remaining=9, reset=1"
     );
 
+    // A bucket whose burst is not its rate announces the burst per the
+    // time it takes to refill: 50 per 5 s is the 10/s it sustains (not
+    // "50 per second", five times the real rate).
+    let (l, _) = limiter(Rule::token_bucket(Quota::per_second(10).with_burst(50)).unwrap());
+    let d = block_on(l.consume(&key, 1)).unwrap();
+    assert_eq!(d.window, Duration::from_secs(5));
+    assert_eq!(
+        d.headers(HeaderStyle::Draft8),
+        pairs(&[
+            ("RateLimit-Policy", "\"50-in-5sec\"; q=50; w=5"),
+            ("RateLimit", "\"50-in-5sec\"; r=49; t=1"),
+        ])
+    );
+    // And a burst under the rate: 1 per 100 ms, announced in whole
+    // seconds as 1 per 1 s (under the real rate, never over it).
+    let (l, _) = limiter(Rule::token_bucket(Quota::per_second(10).with_burst(1)).unwrap());
+    let d = block_on(l.consume(&key, 1)).unwrap();
+    assert_eq!(d.window, Duration::from_millis(100));
+    assert_eq!(d.headers(HeaderStyle::Draft6)[0].1, "1;w=1");
+
     let rule = Rule::builder(Algorithm::SlidingLog)
         .quota(Quota::per_minute(1))
         .block_for(Duration::from_secs(900))

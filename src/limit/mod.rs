@@ -422,7 +422,15 @@ impl Rule {
                         b: interval,
                         c: 0,
                         limit: burst,
-                        window_us: w,
+                        // What the headers announce: `burst` requests per
+                        // the time a full bucket takes to refill, which is
+                        // the sustained rate (the quota's window when
+                        // burst = limit). "burst per window" would promise
+                        // a client limit/burst times the real rate.
+                        window_us: u64::try_from(
+                            (u128::from(burst) * u128::from(w)).div_ceil(u128::from(q.limit)),
+                        )
+                        .unwrap_or(u64::MAX),
                     }
                 }
                 Algorithm::SlidingLog => {
@@ -527,7 +535,11 @@ pub struct TierStatus {
     /// For a denied request, how long until this tier would admit it
     /// (`None` if this tier admits it).
     pub retry_after: Option<Duration>,
-    /// The tier's window.
+    /// The tier's window: with [`limit`](Self::limit), its policy
+    /// (`RateLimit-Policy`). For a token bucket, the time a full bucket
+    /// takes to refill, burst × window / limit (the quota's window when
+    /// the burst is the limit), so that "`limit` per `window`" is its
+    /// sustained rate.
     pub window: Duration,
 }
 
@@ -585,7 +597,8 @@ pub struct Decision {
     /// When denied: how long to wait before the same request would pass,
     /// if nothing else is admitted meanwhile. `None` when allowed.
     pub retry_after: Option<Duration>,
-    /// The binding tier's window (for `RateLimit-Policy` headers).
+    /// The binding tier's window (for `RateLimit-Policy` headers; see
+    /// [`TierStatus::window`] for a token bucket's).
     pub window: Duration,
     /// When the decision was made (the store's time on Redis).
     pub at: Timestamp,
