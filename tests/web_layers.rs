@@ -414,3 +414,124 @@ async fn a_layer_with_wait_queues_requests_for_room_instead_of_a_429() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(headers.contains_key("retry-after"));
 }
+
+/// `/login?ok=1` answers 200, anything else 401.
+fn login_router() -> Router {
+    Router::new().route(
+        "/login",
+        get(|req: Request<Body>| async move {
+            if req.uri().query() == Some("ok=1") {
+                (StatusCode::OK, "welcome").into_response()
+            } else {
+                (StatusCode::UNAUTHORIZED, "wrong password").into_response()
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_layer_can_count_only_failed_or_only_successful_requests() {
+    let rule = || Rule::fixed_window(Quota::per_minute(2)).unwrap();
+    // Only failures count: any number of good logins, two bad ones.
+    let mut failures_only = login_router().layer(
+        RateLimitLayer::new(Limiter::new(MemoryStore::new(), rule())).skip_successful_requests(),
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            call(&mut failures_only, req("/login?ok=1", "192.0.2.9:1"))
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            call(&mut failures_only, req("/login?ok=0", "192.0.2.9:1"))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, _, body) = call(&mut failures_only, req("/login?ok=1", "192.0.2.9:1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    // Only successes count.
+    let mut successes_only = login_router().layer(
+        RateLimitLayer::new(Limiter::new(MemoryStore::new(), rule())).skip_failed_requests(),
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            call(&mut successes_only, req("/login?ok=0", "192.0.2.9:1"))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            call(&mut successes_only, req("/login?ok=1", "192.0.2.9:1"))
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        call(&mut successes_only, req("/login?ok=0", "192.0.2.9:1"))
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Neither (the default): every admitted request counts.
+    let mut plain = login_router().layer(RateLimitLayer::new(Limiter::new(
+        MemoryStore::new(),
+        rule(),
+    )));
+    assert_eq!(
+        call(&mut plain, req("/login?ok=1", "192.0.2.9:1")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&mut plain, req("/login?ok=0", "192.0.2.9:1")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&mut plain, req("/login?ok=1", "192.0.2.9:1")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn a_fail_open_admission_is_not_refunded() {
+    // The store is down and the limiter fails open: nothing was counted,
+    // so no refund is attempted. The store sees exactly the calls of a
+    // layer that never refunds.
+    let calls = |refunding: bool| async move {
+        let faulty =
+            Arc::new(FaultyStore::new(MemoryStore::new()).with_error(ErrorKind::Unavailable));
+        faulty.break_now();
+        let limiter = Limiter::builder(
+            faulty.clone(),
+            Rule::fixed_window(Quota::per_minute(5)).unwrap(),
+        )
+        .on_store_error(OnStoreError::Allow)
+        .build()
+        .unwrap();
+        let layer = RateLimitLayer::new(limiter);
+        let mut app = login_router().layer(if refunding {
+            layer.skip_successful_requests()
+        } else {
+            layer
+        });
+        for _ in 0..3 {
+            assert_eq!(
+                call(&mut app, req("/login?ok=1", "192.0.2.9:1")).await.0,
+                StatusCode::OK
+            );
+        }
+        faulty.calls()
+    };
+    let plain = calls(false).await;
+    assert!(plain > 0);
+    assert_eq!(calls(true).await, plain);
+}

@@ -340,6 +340,8 @@ export interface ConsumingLimiter<D extends RateLimitDecision = RateLimitDecisio
   consume(key: string, cost?: number, headerOptions?: ConsumeHeaderOptions): Promise<D>;
   /** Needed for the middleware's `wait` option. */
   consumeWithin?(key: string, maxWaitMs: number, cost?: number): Promise<D>;
+  /** Needed for `skipSuccessfulRequests` / `skipFailedRequests`. */
+  refund?(key: string, amount?: number): Promise<unknown>;
 }
 
 /** The headers for a decision, as [name, value] pairs. */
@@ -373,6 +375,12 @@ export interface RateLimitOptions<Req extends IncomingMessage = RequestWithIp> {
    * 0: none); needs a limiter with `consumeWithin` (rampart's RateLimiter).
    */
   wait?: number;
+  /** Refund admitted requests that succeed, so only failures count (needs `refund`; default false). */
+  skipSuccessfulRequests?: boolean;
+  /** Refund admitted requests that fail, so only successes count (needs `refund`; default false). */
+  skipFailedRequests?: boolean;
+  /** Whether a request succeeded (default: a status below 400). */
+  requestWasSuccessful?: (req: Req, res: ServerResponse) => boolean | Promise<boolean>;
 }
 
 /** Express (or node:http) middleware: counts each request; 429 + Retry-After when denied. */

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::error::{json_error, status_of};
 use super::{web_event, BoxFuture, ClientIp, KeyExtractor};
-use crate::limit::{Decision, HeaderOptions, HeaderStyle, Limiter};
+use crate::limit::{Decision, DecisionSource, HeaderOptions, HeaderStyle, Limiter};
 use crate::Store;
 
 /// A tower layer that rate-limits requests with a [`Limiter`].
@@ -43,6 +43,28 @@ pub struct RateLimitLayer<St, K = ClientIp> {
     name: Option<Arc<str>>,
     cost: u64,
     wait: Duration,
+    /// Which admitted requests are given back once answered.
+    refund: Refund,
+}
+
+/// Which admitted requests a [`RateLimitLayer`] refunds once the inner
+/// service has answered (express-rate-limit's `skipSuccessfulRequests`
+/// and `skipFailedRequests`); a status below 400 is a success.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Refund {
+    successes: bool,
+    failures: bool,
+}
+
+impl Refund {
+    fn applies(self, status: StatusCode) -> bool {
+        let failed = status.is_client_error() || status.is_server_error();
+        if failed {
+            self.failures
+        } else {
+            self.successes
+        }
+    }
 }
 
 impl<St, K> Clone for RateLimitLayer<St, K> {
@@ -54,6 +76,7 @@ impl<St, K> Clone for RateLimitLayer<St, K> {
             name: self.name.clone(),
             cost: self.cost,
             wait: self.wait,
+            refund: self.refund,
         }
     }
 }
@@ -66,6 +89,7 @@ impl<St, K> std::fmt::Debug for RateLimitLayer<St, K> {
             .field("name", &self.name)
             .field("cost", &self.cost)
             .field("wait", &self.wait)
+            .field("refund", &self.refund)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +104,7 @@ impl<St: Store + 'static> RateLimitLayer<St, ClientIp> {
             name: None,
             cost: 1,
             wait: Duration::ZERO,
+            refund: Refund::default(),
         }
     }
 }
@@ -95,6 +120,7 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
             name: self.name,
             cost: self.cost,
             wait: self.wait,
+            refund: self.refund,
         }
     }
 
@@ -121,6 +147,24 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
     /// timer (axum's runtime has it).
     pub fn wait(mut self, max_wait: Duration) -> Self {
         self.wait = max_wait;
+        self
+    }
+
+    /// Gives back the cost of an admitted request whose response is a
+    /// success (status below 400), so only failures count: a login
+    /// limiter that counts wrong passwords (express-rate-limit's
+    /// `skipSuccessfulRequests`). The refund is made after the inner
+    /// service answers; one that fails leaves the request counted.
+    pub fn skip_successful_requests(mut self) -> Self {
+        self.refund.successes = true;
+        self
+    }
+
+    /// Gives back the cost of an admitted request whose response is a
+    /// client or server error (status 400 and above), so only successes
+    /// count (express-rate-limit's `skipFailedRequests`).
+    pub fn skip_failed_requests(mut self) -> Self {
+        self.refund.failures = true;
         self
     }
 
@@ -242,18 +286,22 @@ where
                 ));
             };
             let req = Request::from_parts(parts, body);
-            let decision = match layer.limiter.key(&id) {
-                Ok(key) if layer.wait.is_zero() => layer.limiter.consume(&key, layer.cost).await,
+            let decided = match layer.limiter.key(&id) {
                 Ok(key) => {
-                    layer
-                        .limiter
-                        .consume_within(&key, layer.cost, layer.wait)
-                        .await
+                    let decision = if layer.wait.is_zero() {
+                        layer.limiter.consume(&key, layer.cost).await
+                    } else {
+                        layer
+                            .limiter
+                            .consume_within(&key, layer.cost, layer.wait)
+                            .await
+                    };
+                    decision.map(|d| (key, d))
                 }
                 Err(e) => Err(e),
             };
-            let decision = match decision {
-                Ok(d) => d,
+            let (key, decision) = match decided {
+                Ok(decided) => decided,
                 Err(e) => {
                     web_event!(warn, error = e.code(), "rate limit: no decision");
                     let status = match status_of(&e) {
@@ -306,6 +354,12 @@ where
                 "rate limit: admitted"
             );
             let mut res = inner.call(req).await?;
+            // A fail-open admission counted nothing: nothing to give back.
+            if layer.refund.applies(res.status()) && decision.source != DecisionSource::FailOpen {
+                if let Err(e) = layer.limiter.refund(&key, layer.cost).await {
+                    web_event!(warn, error = e.code(), "rate limit: refund failed");
+                }
+            }
             apply_headers(&mut res, headers, layer.style);
             Ok(res)
         })

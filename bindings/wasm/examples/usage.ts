@@ -171,6 +171,13 @@ function app(): express.Express {
   };
   const server = express();
   server.use(rateLimit({ limiter, headers: 'legacy', key: (req) => req.ip ?? 'unknown' }));
+  // Count only failed logins (rampart's limiter can refund), and let a
+  // request wait up to 200 ms for room.
+  const logins = new RateLimiter({ store: new MemoryStore(), algorithm: 'sliding-window', limit: 5, window: 15 * 60_000 });
+  server.use(
+    '/login',
+    rateLimit({ limiter: logins, skipSuccessfulRequests: true, requestWasSuccessful: (_req, res) => res.statusCode < 400, wait: 200 }),
+  );
   server.get(
     '/api',
     rateLimit<express.Request>({

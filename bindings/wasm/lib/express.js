@@ -119,7 +119,20 @@ function rateLimitHeaders(decision, options = {}) {
  * @param {boolean} [options.failOpen] admit requests when the limiter fails (default: false: next(err))
  * @param {number} [options.wait] milliseconds a request may wait for room
  *   (the limiter's consumeWithin) before it is denied (default 0: none)
+ * @param {boolean} [options.skipSuccessfulRequests] refund admitted requests
+ *   that succeed, so only failures count (a login limiter)
+ * @param {boolean} [options.skipFailedRequests] refund admitted requests
+ *   that fail, so only successes count
+ * @param {(req: object, res: object) => boolean | Promise<boolean>} [options.requestWasSuccessful]
+ *   default: a status below 400 (a response closed before it finished failed)
  */
+/** An optional boolean option, refused when it is anything else. */
+function flag(value, name) {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalidInput(`options.${name} must be a boolean`);
+  return value;
+}
+
 function rateLimit(options) {
   if (options === null || typeof options !== 'object') {
     throw invalidInput('rateLimit needs an options object with a limiter');
@@ -150,15 +163,62 @@ function rateLimit(options) {
     throw invalidInput('options.wait needs a limiter with a consumeWithin(key, maxWaitMs, cost) method');
   }
 
+  const refundSuccesses = flag(options.skipSuccessfulRequests, 'skipSuccessfulRequests');
+  const refundFailures = flag(options.skipFailedRequests, 'skipFailedRequests');
+  const wasSuccessful = options.requestWasSuccessful ?? ((req, res) => res.statusCode < 400);
+  if (typeof wasSuccessful !== 'function') {
+    throw invalidInput('options.requestWasSuccessful must be a function of the request and response');
+  }
+  if ((refundSuccesses || refundFailures) && typeof limiter.refund !== 'function') {
+    throw invalidInput('skipSuccessfulRequests and skipFailedRequests need a limiter with a refund(key, amount) method');
+  }
+
+  /**
+   * Once the response is over, gives the request's units back if it
+   * should not count. A refund that fails leaves it counted: the response
+   * is gone, there is no one to tell.
+   */
+  function refundIfSkipped(req, res, key, units) {
+    let settled = false;
+    const settle = async (failed) => {
+      if (settled) return;
+      settled = true;
+      res.off('finish', onFinish);
+      res.off('close', onClose);
+      let ok = false;
+      if (!failed) {
+        try {
+          ok = Boolean(await wasSuccessful(req, res));
+        } catch {
+          ok = false;
+        }
+      }
+      if (ok ? refundSuccesses : refundFailures) {
+        try {
+          await limiter.refund(key, units);
+        } catch {
+          // See above.
+        }
+      }
+    };
+    const onFinish = () => settle(false);
+    // 'close' without 'finish': the client went away mid-response.
+    const onClose = () => settle(!res.writableFinished);
+    res.on('finish', onFinish);
+    res.on('close', onClose);
+  }
+
   return async function rampartRateLimit(req, res, next) {
+    let key;
+    let units;
     let decision;
     try {
       if (skip !== undefined && (await skip(req))) return next();
-      const key = await keyOf(req);
+      key = await keyOf(req);
       if (typeof key !== 'string' || key === '') {
         throw invalidInput(`the rate-limit key of a request must be a non-empty string, got ${typeof key}`);
       }
-      const units = typeof cost === 'function' ? await cost(req) : cost;
+      units = typeof cost === 'function' ? await cost(req) : cost;
       const headerOptions =
         style === false
           ? undefined
@@ -184,7 +244,11 @@ function rateLimit(options) {
       if (options.failOpen === true) return next();
       return next(e instanceof Error ? e : new RampartError('RAMPART_BACKEND', String(e)));
     }
-    if (decision.allowed) return next();
+    if (decision.allowed) {
+      // A fail-open admission counted nothing: nothing to give back.
+      if ((refundSuccesses || refundFailures) && decision.source !== 'fail-open') refundIfSkipped(req, res, key, units);
+      return next();
+    }
     if (!res.headersSent) {
       if (!res.hasHeader('Retry-After') && decision.retryAfter !== null && decision.retryAfter !== undefined) {
         res.setHeader('Retry-After', String(secs(decision.retryAfter)));

@@ -122,7 +122,7 @@ describe('rateLimit middleware', () => {
   });
 
   it('refuses bad options up front', () => {
-    for (const bad of [undefined, {}, { limiter: {} }, { limiter, headers: 'draft-9' }, { limiter, cost: 0 }, { limiter, key: 'ip' }, { limiter, wait: -1 }, { limiter, wait: NaN }, { limiter, wait: '5' }, { limiter, wait: 10 }]) {
+    for (const bad of [undefined, {}, { limiter: {} }, { limiter, headers: 'draft-9' }, { limiter, cost: 0 }, { limiter, key: 'ip' }, { limiter, wait: -1 }, { limiter, wait: NaN }, { limiter, wait: '5' }, { limiter, wait: 10 }, { limiter, skipSuccessfulRequests: true }, { limiter, skipFailedRequests: 1 }, { limiter, requestWasSuccessful: 200 }]) {
       assert.throws(() => rateLimit(bad), (e) => e.code === 'RAMPART_INVALID_INPUT');
     }
   });

@@ -367,6 +367,86 @@ describe('headers', () => {
   });
 });
 
+describe('the Express middleware counting only failures or only successes', () => {
+  /**
+   * The real limiter behind an object that tells when a refund has landed
+   * (the middleware refunds after the response: a test must not race it).
+   */
+  function watched(limiter) {
+    const landed = [];
+    let wake = () => {};
+    return {
+      consume: (...a) => limiter.consume(...a),
+      async refund(...a) {
+        const d = await limiter.refund(...a);
+        landed.push(a);
+        wake();
+        return d;
+      },
+      refunds: (n) =>
+        new Promise((resolve) => {
+          const check = () => (landed.length >= n ? resolve() : (wake = check));
+          check();
+        }),
+    };
+  }
+
+  async function withApp(limiterOptions, middlewareOptions, body) {
+    const { clock, store } = memory();
+    const limiter = watched(new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 2, window: 60_000 }));
+    const app = express();
+    app.get('/login', rateLimit({ limiter, key: () => 'login', ...middlewareOptions }), (req, res) =>
+      req.query.ok === '1' ? res.send('welcome') : res.status(401).send('wrong password'),
+    );
+    const server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const url = (ok) => `http://127.0.0.1:${server.address().port}/login?ok=${ok ? 1 : 0}`;
+      await body(async (ok) => (await fetch(url(ok))).status, limiter);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it('skipSuccessfulRequests: any number of good logins, two bad ones', async () => {
+    await withApp({}, { skipSuccessfulRequests: true }, async (login, limiter) => {
+      for (let i = 1; i <= 5; i++) {
+        assert.equal(await login(true), 200);
+        await limiter.refunds(i);
+      }
+      assert.equal(await login(false), 401);
+      assert.equal(await login(false), 401);
+      assert.equal(await login(true), 429);
+    });
+  });
+
+  it('skipFailedRequests: any number of bad logins, two good ones', async () => {
+    await withApp({}, { skipFailedRequests: true }, async (login, limiter) => {
+      for (let i = 1; i <= 5; i++) {
+        assert.equal(await login(false), 401);
+        await limiter.refunds(i);
+      }
+      assert.equal(await login(true), 200);
+      assert.equal(await login(true), 200);
+      assert.equal(await login(false), 429);
+    });
+  });
+
+  it('requestWasSuccessful decides what a success is', async () => {
+    // Here a 401 is the expected answer and counts as a success.
+    await withApp({}, { skipSuccessfulRequests: true, requestWasSuccessful: (req, res) => res.statusCode === 401 }, async (login, limiter) => {
+      for (let i = 1; i <= 3; i++) {
+        assert.equal(await login(false), 401);
+        await limiter.refunds(i);
+      }
+      assert.equal(await login(true), 200);
+      assert.equal(await login(true), 200);
+      assert.equal(await login(false), 429);
+    });
+  });
+});
+
 describe('RateLimiter over Redis adapters', () => {
   let server;
   const closers = [];
