@@ -629,3 +629,65 @@ async fn begin_and_finish_consume_decide_as_consume() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn undo_gives_back_only_what_is_still_counted_of_that_charge() {
+    // Fixed window, 2 a minute: a charge from the last window is no
+    // longer counted, so undoing it frees nothing (a plain refund would
+    // give back one of this window's units).
+    let c = clock();
+    let l = limiter(
+        memory(&c),
+        Rule::fixed_window(Quota::per_minute(2)).unwrap(),
+        &c,
+    );
+    let k = key("undo:fw");
+    let old = l.consume(&k, 1).await.unwrap();
+    c.advance(Duration::from_secs(60));
+    for _ in 0..2 {
+        assert!(l.consume(&k, 1).await.unwrap().allowed);
+    }
+    assert_eq!(l.undo(&k, 1, old.at).await.unwrap().remaining, 0);
+    assert!(!l.consume(&k, 1).await.unwrap().allowed);
+    // This window's charge is given back.
+    let now = l.check(&k, 1).await.unwrap().at;
+    assert_eq!(l.undo(&k, 1, now).await.unwrap().remaining, 1);
+
+    // Sliding window: a charge in the previous window comes off the
+    // previous window's count, which still weighs in.
+    let c = clock();
+    let l = limiter(
+        memory(&c),
+        Rule::sliding_window(Quota::per_minute(2)).unwrap(),
+        &c,
+    );
+    let k = key("undo:sw");
+    let first = l.consume(&k, 1).await.unwrap();
+    assert!(l.consume(&k, 1).await.unwrap().allowed);
+    c.advance(Duration::from_secs(60));
+    // Both units of the last window still weigh fully at its end.
+    assert!(!l.consume(&k, 1).await.unwrap().allowed);
+    l.undo(&k, 1, first.at).await.unwrap();
+    assert!(
+        l.consume(&k, 1).await.unwrap().allowed,
+        "one unit of the previous window given back"
+    );
+
+    // Sliding log: that charge's own entry goes, not the newest.
+    let c = clock();
+    let l = limiter(
+        memory(&c),
+        Rule::sliding_log(Quota::per_minute(2)).unwrap(),
+        &c,
+    );
+    let k = key("undo:sl");
+    let early = l.consume(&k, 1).await.unwrap();
+    c.advance(Duration::from_secs(30));
+    assert!(l.consume(&k, 1).await.unwrap().allowed);
+    l.undo(&k, 1, early.at).await.unwrap();
+    assert!(l.consume(&k, 1).await.unwrap().allowed);
+    // Had the newest entry gone instead, the early one would expire in
+    // 30 s; with it gone, the log holds two entries from 30 s on.
+    c.advance(Duration::from_secs(31));
+    assert!(!l.consume(&k, 1).await.unwrap().allowed);
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use rampart::limit::{Algorithm, Limiter, Quota, Rule};
+use rampart::limit::{Algorithm, DecisionSource, Limiter, OnStoreError, Quota, Rule};
 use rampart::{Clock, ErrorKind, Key, ManualClock, MemoryStore, SharedClock, Timestamp};
 use tokio::time::Instant;
 
@@ -266,4 +266,61 @@ fn outside_a_runtime_a_needed_wait_is_a_typed_error_not_a_panic() {
     // The denied attempt counted nothing: room returns on schedule.
     clock.advance(Duration::from_millis(100));
     assert!(poll_without_runtime(l.consume(&k, 1)).unwrap().allowed);
+}
+
+fn broken(clock: &SharedClock) -> Arc<rampart_mock::FaultyStore<MemoryStore>> {
+    let faulty =
+        rampart_mock::FaultyStore::new(MemoryStore::builder().clock(clock.clone()).build())
+            .with_error(ErrorKind::Unavailable);
+    faulty.break_now();
+    Arc::new(faulty)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_closed_denial_is_answered_at_once() {
+    // The store is down: the denial's retry is a guess, not room to come.
+    let clock = tokio_clock();
+    let l = Limiter::builder(
+        broken(&clock),
+        Rule::token_bucket(Quota::per_second(10)).unwrap(),
+    )
+    .clock(clock.clone())
+    .on_store_error(OnStoreError::Deny)
+    .build()
+    .unwrap();
+    let start = Instant::now();
+    let d = l
+        .consume_within(&key("user:9"), 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.source, DecisionSource::FailClosed);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insurance_store_is_waited_on_like_the_store() {
+    // The store is down and an in-process insurance store decides: its
+    // denials are real, so a wait is worth it.
+    let clock = tokio_clock();
+    let insurance: Arc<dyn rampart::Store> =
+        Arc::new(MemoryStore::builder().clock(clock.clone()).build());
+    let l = Limiter::builder(
+        broken(&clock),
+        Rule::token_bucket(Quota::per_second(10).with_burst(1)).unwrap(),
+    )
+    .clock(clock.clone())
+    .on_store_error(OnStoreError::Insurance(insurance))
+    .build()
+    .unwrap();
+    let k = key("user:10");
+    assert!(l.consume(&k, 1).await.unwrap().allowed);
+    let start = Instant::now();
+    let d = l
+        .consume_within(&k, 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.source, DecisionSource::Insurance);
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
 }

@@ -535,3 +535,46 @@ async fn a_fail_open_admission_is_not_refunded() {
     assert!(plain > 0);
     assert_eq!(calls(true).await, plain);
 }
+
+#[tokio::test]
+async fn a_request_dropped_before_its_answer_is_a_refunded_failure() {
+    // The client goes away while the handler runs: the request's future
+    // is dropped, which counts as a failure, refunded in the background.
+    let limiter = Arc::new(Limiter::new(
+        MemoryStore::new(),
+        Rule::fixed_window(Quota::per_minute(2)).unwrap(),
+    ));
+    let never = Router::new().route(
+        "/slow",
+        get(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    );
+    let key = limiter.key("ip4:192.0.2.9").unwrap();
+    for (layer, refunded) in [
+        (
+            RateLimitLayer::new(limiter.clone()).skip_failed_requests(),
+            true,
+        ),
+        (
+            RateLimitLayer::new(limiter.clone()).skip_successful_requests(),
+            false,
+        ),
+    ] {
+        limiter.reset(&key).await.unwrap();
+        let mut app = never.clone().layer(layer);
+        std::future::poll_fn(|cx| <Router as Service<Request<Body>>>::poll_ready(&mut app, cx))
+            .await
+            .unwrap();
+        let pending = app.call(req("/slow", "192.0.2.9:1"));
+        assert!(tokio::time::timeout(Duration::from_millis(20), pending)
+            .await
+            .is_err());
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let left = limiter.check(&key, 1).await.unwrap().remaining;
+        assert_eq!(left, if refunded { 2 } else { 1 }, "refunded: {refunded}");
+    }
+}

@@ -298,7 +298,10 @@ export interface TierStatus {
   readonly remaining: number;
   /** Milliseconds until the tier is back to its full limit. */
   readonly resetAfter: number;
-  /** The tier's window in milliseconds. */
+  /**
+   * The tier's window in milliseconds; for a token bucket, the time its
+   * burst (`limit`) takes to refill, so `limit` per `window` is its rate.
+   */
   readonly window: number;
 }
 
@@ -340,8 +343,8 @@ export interface ConsumingLimiter<D extends RateLimitDecision = RateLimitDecisio
   consume(key: string, cost?: number, headerOptions?: ConsumeHeaderOptions): Promise<D>;
   /** Needed for the middleware's `wait` option. */
   consumeWithin?(key: string, maxWaitMs: number, cost?: number): Promise<D>;
-  /** Needed for `skipSuccessfulRequests` / `skipFailedRequests`. */
-  refund?(key: string, amount?: number): Promise<unknown>;
+  /** Needed for `skipSuccessfulRequests` / `skipFailedRequests` (`at`: the decision's). */
+  refund?(key: string, amount?: number, at?: number): Promise<unknown>;
 }
 
 /** The headers for a decision, as [name, value] pairs. */
@@ -448,7 +451,9 @@ export declare class Decision implements RateLimitDecision {
   readonly remaining: number;
   readonly resetAfter: number;
   readonly retryAfter: number | null;
+  /** The binding tier's window (ms); see TierStatus.window for a token bucket's. */
   readonly window: number;
+  /** When the decision was made (ms since the epoch, to the µs): what refund(key, amount, at) takes. */
   readonly at: number;
   /** Until when the key is blocked (ms since the epoch), or null. */
   readonly blockedUntil: number | null;
@@ -473,7 +478,11 @@ export declare class RateLimiter implements ConsumingLimiter<Decision> {
    */
   consumeWithin(key: string, maxWaitMs: number, cost?: number): Promise<Decision>;
   check(key: string, cost?: number): Promise<Decision>;
-  refund(key: string, amount?: number): Promise<Decision>;
+  /**
+   * Gives units back: the newest, or, given `at` (a consume Decision's
+   * `at`), that charge's own (nothing once its window is over).
+   */
+  refund(key: string, amount?: number, at?: number): Promise<Decision>;
   reward(key: string, amount?: number): Promise<Decision>;
   penalty(key: string, amount?: number): Promise<Decision>;
   block(key: string, durationMs: number): Promise<Decision>;

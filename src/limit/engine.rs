@@ -380,9 +380,15 @@ impl<'a> LimitOp<'a> {
         })
     }
 
-    /// A refund of the charge made at `at` (what [`super::consume_all`]
-    /// rolls back): a log removes that charge's own entry first.
-    pub(crate) fn undo(rule: &'a Rule, amount: u64, at: Timestamp) -> Result<Self> {
+    /// A refund of the charge made at `at` (a consume's
+    /// [`Decision::at`](super::Decision::at); what [`super::consume_all`]
+    /// rolls back): a log removes that charge's own entry first; a window
+    /// gives back only what is still counted of it (nothing once its
+    /// window is over).
+    ///
+    /// # Errors
+    /// As [`LimitOp::new`] for a refund of `amount`.
+    pub fn undo(rule: &'a Rule, amount: u64, at: Timestamp) -> Result<Self> {
         let mut op = Self::new(rule, Operation::Refund, amount)?;
         op.undo_at = at.as_micros();
         Ok(op)

@@ -52,10 +52,13 @@ end
 
 local function uncharge(s, amt)
   for i = 1, n do
-    if s.count[i] > amt then
-      s.count[i] = s.count[i] - amt
-    else
-      s.count[i] = 0
+    -- A charge made in an earlier window is no longer counted.
+    if undo_at == 0 or undo_at >= s.start[i] then
+      if s.count[i] > amt then
+        s.count[i] = s.count[i] - amt
+      else
+        s.count[i] = 0
+      end
     end
   end
 end

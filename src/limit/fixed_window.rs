@@ -65,9 +65,14 @@ impl Engine for FixedWindow {
         }
     }
 
-    fn uncharge(&mut self, rule: &Rule, _now: u64, amount: u64, _undo_at: u64) {
-        for c in &mut self.count[..rule.tiers().len()] {
-            *c -= (*c).min(amount);
+    fn uncharge(&mut self, rule: &Rule, _now: u64, amount: u64, undo_at: u64) {
+        let n = rule.tiers().len();
+        for (c, &start) in self.count[..n].iter_mut().zip(&self.start[..n]) {
+            // A charge made in an earlier window is no longer counted:
+            // nothing of it to give back.
+            if undo_at == 0 || undo_at >= start {
+                *c -= (*c).min(amount);
+            }
         }
     }
 

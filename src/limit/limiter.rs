@@ -191,7 +191,12 @@ impl<S: Store> Limiter<S> {
     /// so waiters on one key are admitted exactly as callers of
     /// `consume` would be. A denial that no wait within `max_wait` could
     /// turn into an admission (a longer retry, a block that outlasts it)
-    /// is answered at once, not after a pointless sleep. Time waited is
+    /// is answered at once, not after a pointless sleep; so is a
+    /// fail-closed denial (the store is down). Waiters are not served in
+    /// arrival order: each wakes at its own retry time and asks, and a
+    /// newcomer may take the room first. With a rule that blocks, the
+    /// denial that starts the block makes a wait worth it only if it
+    /// covers the whole block. Time waited is
     /// the limiter's clock or the time slept, whichever is more, so a
     /// stopped test clock still ends the wait. A zero `max_wait` is
     /// exactly `consume`.
@@ -230,7 +235,9 @@ impl<S: Store> Limiter<S> {
         let mut slept = Duration::ZERO;
         loop {
             let decision = self.consume(key, cost).await?;
-            if decision.allowed {
+            // A fail-closed denial's retry is a guess about a store that
+            // is down: waiting on it would hold the caller for nothing.
+            if decision.allowed || decision.source == DecisionSource::FailClosed {
                 return Ok(decision);
             }
             let waited = self
@@ -319,13 +326,18 @@ impl<S: Store> Limiter<S> {
         LimitOp::new(&self.rule, Operation::Consume, cost).map(|_| ())
     }
 
-    /// Rolls back the charge of `amount` made at `at`.
-    pub(crate) fn undo<'a>(
-        &'a self,
-        key: &'a Key,
-        amount: u64,
-        at: Timestamp,
-    ) -> DecisionFuture<'a> {
+    /// Gives back `amount` units of the charge made at `at` (the
+    /// [`Decision::at`] of the `consume` that made it): a request that
+    /// turned out not to count, such as a successful login on a limiter
+    /// of failed ones. Unlike [`refund`](Self::refund), which gives back
+    /// the newest units, a sliding log removes that charge's own entry,
+    /// and a fixed or sliding window gives back only what it still counts
+    /// of it (nothing once the charge's window is over), so a refund made
+    /// after a window boundary frees no room that was never taken.
+    ///
+    /// # Errors
+    /// As [`refund`](Self::refund).
+    pub fn undo<'a>(&'a self, key: &'a Key, amount: u64, at: Timestamp) -> DecisionFuture<'a> {
         self.decide(key, Operation::Refund, amount, Some(at))
     }
 
@@ -698,10 +710,6 @@ enum Concluded {
     Insure,
 }
 
-/// The generic in-place decision, out of line: it keeps the admission
-/// lane of [`Limiter::consume_in_place`] small.
-#[cold]
-#[inline(never)]
 /// `d` rounded up to whole milliseconds, at least one: what a timer can
 /// wait, and never zero (a wait loop must make progress).
 fn whole_millis(d: Duration) -> Duration {
@@ -709,6 +717,10 @@ fn whole_millis(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
+/// The generic in-place decision, out of line: it keeps the admission
+/// lane of [`Limiter::consume_in_place`] small.
+#[cold]
+#[inline(never)]
 fn decide_generic(
     rule: &Rule,
     cost: u64,

@@ -235,7 +235,8 @@ pub(crate) struct Tier {
     pub(crate) c: u64,
     /// What decisions report as the limit (bucket size or window limit).
     pub(crate) limit: u64,
-    /// The quota's window in µs, for headers.
+    /// What decisions report as the window (µs, for headers): the
+    /// quota's, or for a token bucket the time its burst takes to refill.
     pub(crate) window_us: u64,
 }
 

@@ -88,16 +88,33 @@ end
 
 local function uncharge(s, amt)
   for i = 1, n do
-    local take = s.cur[i]
-    if take > amt then
-      take = amt
-    end
-    s.cur[i] = s.cur[i] - take
-    local rest = amt - take
-    if s.prev[i] > rest then
-      s.prev[i] = s.prev[i] - rest
-    else
-      s.prev[i] = 0
+    if undo_at == 0 then
+      -- No charge named: the newest units first.
+      local take = s.cur[i]
+      if take > amt then
+        take = amt
+      end
+      s.cur[i] = s.cur[i] - take
+      local rest = amt - take
+      if s.prev[i] > rest then
+        s.prev[i] = s.prev[i] - rest
+      else
+        s.prev[i] = 0
+      end
+    elseif undo_at >= s.start[i] then
+      -- The charge is in the current window.
+      if s.cur[i] > amt then
+        s.cur[i] = s.cur[i] - amt
+      else
+        s.cur[i] = 0
+      end
+    elseif undo_at + B[i] >= s.start[i] then
+      -- In the previous one, which still weighs in.
+      if s.prev[i] > amt then
+        s.prev[i] = s.prev[i] - amt
+      else
+        s.prev[i] = 0
+      end
     end
   end
 end

@@ -110,12 +110,22 @@ impl Engine for SlidingCounter {
         }
     }
 
-    fn uncharge(&mut self, rule: &Rule, _now: u64, amount: u64, _undo_at: u64) {
-        for i in 0..rule.tiers().len() {
-            let take = self.cur[i].min(amount);
-            self.cur[i] -= take;
-            let rest = amount - take;
-            self.prev[i] -= self.prev[i].min(rest);
+    fn uncharge(&mut self, rule: &Rule, _now: u64, amount: u64, undo_at: u64) {
+        for (i, t) in rule.tiers().iter().enumerate() {
+            if undo_at == 0 {
+                // No charge named: the newest units first.
+                let take = self.cur[i].min(amount);
+                self.cur[i] -= take;
+                let rest = amount - take;
+                self.prev[i] -= self.prev[i].min(rest);
+            } else if undo_at >= self.start[i] {
+                // The charge is in the current window.
+                self.cur[i] -= self.cur[i].min(amount);
+            } else if undo_at + t.b >= self.start[i] {
+                // In the previous one, which still weighs in.
+                self.prev[i] -= self.prev[i].min(amount);
+            }
+            // Older: no longer counted, nothing to give back.
         }
     }
 

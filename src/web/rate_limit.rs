@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::error::{json_error, status_of};
 use super::{web_event, BoxFuture, ClientIp, KeyExtractor};
 use crate::limit::{Decision, DecisionSource, HeaderOptions, HeaderStyle, Limiter};
-use crate::Store;
+use crate::{Key, Store, Timestamp};
 
 /// A tower layer that rate-limits requests with a [`Limiter`].
 ///
@@ -57,12 +57,37 @@ struct Refund {
 }
 
 impl Refund {
-    fn applies(self, status: StatusCode) -> bool {
-        let failed = status.is_client_error() || status.is_server_error();
+    /// Whether a response with `status` failed (400 and above).
+    fn failed(status: StatusCode) -> bool {
+        status.is_client_error() || status.is_server_error()
+    }
+
+    /// Whether a request that `failed` (or succeeded) is given back.
+    fn applies(self, failed: bool) -> bool {
         if failed {
             self.failures
         } else {
             self.successes
+        }
+    }
+}
+
+/// Gives back an admitted request's charge if dropped while it still
+/// holds it (the request's future was dropped before the inner service
+/// answered): on the runtime, in the background, as `Drop` cannot wait.
+struct RefundOnDrop<St: Store + 'static> {
+    charge: Option<(Arc<Limiter<St>>, Key, Timestamp)>,
+    cost: u64,
+}
+
+impl<St: Store + 'static> Drop for RefundOnDrop<St> {
+    fn drop(&mut self) {
+        if let Some((limiter, key, at)) = self.charge.take() {
+            let cost = self.cost;
+            // No runtime (never under axum): the charge stays counted.
+            let _ = crate::rt::spawn(async move {
+                let _ = limiter.undo(&key, cost, at).await;
+            });
         }
     }
 }
@@ -153,8 +178,14 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
     /// Gives back the cost of an admitted request whose response is a
     /// success (status below 400), so only failures count: a login
     /// limiter that counts wrong passwords (express-rate-limit's
-    /// `skipSuccessfulRequests`). The refund is made after the inner
-    /// service answers; one that fails leaves the request counted.
+    /// `skipSuccessfulRequests`).
+    ///
+    /// The refund undoes that request's own charge
+    /// ([`Limiter::undo`]: nothing once its window is over) after the
+    /// inner service answers, one store call on those responses. Only a
+    /// charge the store made is given back (not a fail-open admission,
+    /// nor an insurance store's). A refund that fails leaves the request
+    /// counted. The headers sent show the count before the refund.
     pub fn skip_successful_requests(mut self) -> Self {
         self.refund.successes = true;
         self
@@ -162,7 +193,11 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
 
     /// Gives back the cost of an admitted request whose response is a
     /// client or server error (status 400 and above), so only successes
-    /// count (express-rate-limit's `skipFailedRequests`).
+    /// count (express-rate-limit's `skipFailedRequests`). An error from
+    /// the inner service, or a request dropped before it answered (the
+    /// client went away), is a failure too, refunded in the background.
+    /// Otherwise as
+    /// [`skip_successful_requests`](Self::skip_successful_requests).
     pub fn skip_failed_requests(mut self) -> Self {
         self.refund.failures = true;
         self
@@ -353,10 +388,22 @@ where
                 source = ?decision.source,
                 "rate limit: admitted"
             );
+            // Only a charge the store made is given back: a fail-open
+            // admission counted nothing, and an insurance store's charge
+            // is not the store's to refund.
+            let refunds = decision.source == DecisionSource::Store;
+            // Dropped before the inner service answers (the client went
+            // away), or answered with an error: a failure, refunded in the
+            // background.
+            let mut on_drop = RefundOnDrop {
+                charge: (refunds && layer.refund.failures)
+                    .then(|| (layer.limiter.clone(), key.clone(), decision.at)),
+                cost: layer.cost,
+            };
             let mut res = inner.call(req).await?;
-            // A fail-open admission counted nothing: nothing to give back.
-            if layer.refund.applies(res.status()) && decision.source != DecisionSource::FailOpen {
-                if let Err(e) = layer.limiter.refund(&key, layer.cost).await {
+            on_drop.charge = None;
+            if refunds && layer.refund.applies(Refund::failed(res.status())) {
+                if let Err(e) = layer.limiter.undo(&key, layer.cost, decision.at).await {
                     web_event!(warn, error = e.code(), "rate limit: refund failed");
                 }
             }

@@ -84,6 +84,9 @@ async fn pure_face_and_lua_twin_agree() {
             let key = Key::new(format!("lua_check:{ri}:{seq}")).unwrap();
             redis.delete(&key).await.unwrap();
             let mut state: Option<Vec<u8>> = None;
+            // When admitted consumes were made, for refunds that name
+            // their charge (`LimitOp::undo`).
+            let mut charges: Vec<Timestamp> = Vec::new();
             for _ in 0..150 {
                 let (op, amount) = match rng.below(10) {
                     0..=5 => (Operation::Consume, 1 + rng.below(rule.capacity())),
@@ -92,8 +95,17 @@ async fn pure_face_and_lua_twin_agree() {
                     8 => (Operation::Penalty, 1 + rng.below(4)),
                     _ => (Operation::Block, 1 + rng.below(2_000_000)),
                 };
-                let lop = LimitOp::new(rule, op, amount).unwrap();
+                let lop = match charges.len() as u64 {
+                    len if op == Operation::Refund && len > 0 && rng.below(2) == 0 => {
+                        let at = charges[rng.below(len) as usize];
+                        LimitOp::undo(rule, amount, at).unwrap()
+                    }
+                    _ => LimitOp::new(rule, op, amount).unwrap(),
+                };
                 let (change, pure) = lop.apply(state.as_deref(), clock.now()).unwrap();
+                if op == Operation::Consume && pure.allowed {
+                    charges.push(clock.now());
+                }
                 let want_ttl = match &change {
                     Change::Set { value, ttl } => {
                         state = Some(value.to_vec());
@@ -483,17 +495,26 @@ async fn odd_and_corrupt_values_agree() {
                 match (pure, lua) {
                     (Ok((change, d1)), Ok(d2)) => {
                         assert_eq!(d1, d2, "{what}");
-                        let want = match change {
-                            Change::Set { value, .. } => Some(value.to_vec()),
-                            Change::Remove => None,
-                            Change::Keep => Some(v.as_bytes().to_vec()),
+                        // A state written with a TTL of a second or less
+                        // (a 1 ms block) may be gone by the time it is read
+                        // back on a loaded machine: Redis expires it on
+                        // real time, while this test's clock stands still.
+                        let (want, short) = match change {
+                            Change::Set { value, ttl } => (
+                                Some(value.to_vec()),
+                                ttl.is_some_and(|t| t <= Duration::from_secs(1)),
+                            ),
+                            Change::Remove => (None, false),
+                            Change::Keep => (Some(v.as_bytes().to_vec()), false),
                             Change::SetKeepTtl(_) => unreachable!(),
                         };
-                        assert_eq!(
-                            stored.as_deref().map(String::from_utf8_lossy),
-                            want.as_deref().map(String::from_utf8_lossy),
-                            "{what}"
-                        );
+                        if !(short && stored.is_none()) {
+                            assert_eq!(
+                                stored.as_deref().map(String::from_utf8_lossy),
+                                want.as_deref().map(String::from_utf8_lossy),
+                                "{what}"
+                            );
+                        }
                     }
                     (Err(e1), Err(e2)) => {
                         assert_eq!(e1.kind(), e2.kind(), "{what}: {e1} / {e2}");

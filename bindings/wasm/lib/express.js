@@ -11,6 +11,8 @@ const { createHash } = require('node:crypto');
 const { RampartError, invalidInput } = require('./errors');
 
 const STYLES = new Set(['draft-8', 'draft-7', 'draft-6', 'legacy']);
+/** The longest wait the core takes (its longest duration, 100 years). */
+const MAX_WAIT_MS = 100 * 365 * 86_400_000;
 
 /** Whole seconds, rounded up (as the core does). */
 const secs = (ms) => Math.ceil(ms / 1000);
@@ -101,6 +103,13 @@ function rateLimitHeaders(decision, options = {}) {
   return out;
 }
 
+/** An optional boolean option, refused when it is anything else. */
+function flag(value, name) {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalidInput(`options.${name} must be a boolean`);
+  return value;
+}
+
 /**
  * Express middleware: consumes `cost` for the request's key; sets the
  * rate-limit headers; answers 429 with Retry-After when denied, otherwise
@@ -126,13 +135,6 @@ function rateLimitHeaders(decision, options = {}) {
  * @param {(req: object, res: object) => boolean | Promise<boolean>} [options.requestWasSuccessful]
  *   default: a status below 400 (a response closed before it finished failed)
  */
-/** An optional boolean option, refused when it is anything else. */
-function flag(value, name) {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw invalidInput(`options.${name} must be a boolean`);
-  return value;
-}
-
 function rateLimit(options) {
   if (options === null || typeof options !== 'object') {
     throw invalidInput('rateLimit needs an options object with a limiter');
@@ -156,8 +158,8 @@ function rateLimit(options) {
   const withPk = options.partitionKey ?? true;
   const skip = options.skip;
   const wait = options.wait ?? 0;
-  if (!(typeof wait === 'number' && wait >= 0 && Number.isFinite(wait))) {
-    throw invalidInput('options.wait must be a finite number of milliseconds, at least 0');
+  if (!(typeof wait === 'number' && wait >= 0 && wait <= MAX_WAIT_MS)) {
+    throw invalidInput('options.wait must be a number of milliseconds from 0 to 100 years');
   }
   if (wait > 0 && typeof limiter.consumeWithin !== 'function') {
     throw invalidInput('options.wait needs a limiter with a consumeWithin(key, maxWaitMs, cost) method');
@@ -174,11 +176,11 @@ function rateLimit(options) {
   }
 
   /**
-   * Once the response is over, gives the request's units back if it
-   * should not count. A refund that fails leaves it counted: the response
-   * is gone, there is no one to tell.
+   * Once the response is over, gives the request's charge back (the
+   * charge made at `at`) if it should not count. A refund that fails
+   * leaves it counted: the response is gone, there is no one to tell.
    */
-  function refundIfSkipped(req, res, key, units) {
+  function refundIfSkipped(req, res, key, units, at) {
     let settled = false;
     const settle = async (failed) => {
       if (settled) return;
@@ -195,7 +197,7 @@ function rateLimit(options) {
       }
       if (ok ? refundSuccesses : refundFailures) {
         try {
-          await limiter.refund(key, units);
+          await limiter.refund(key, units, at);
         } catch {
           // See above.
         }
@@ -204,6 +206,10 @@ function rateLimit(options) {
     const onFinish = () => settle(false);
     // 'close' without 'finish': the client went away mid-response.
     const onClose = () => settle(!res.writableFinished);
+    // Already over (answered, or the client left while the request
+    // waited for room): those events will not come again.
+    if (res.writableFinished) return void settle(false);
+    if (res.destroyed || res.closed) return void settle(true);
     res.on('finish', onFinish);
     res.on('close', onClose);
   }
@@ -245,8 +251,11 @@ function rateLimit(options) {
       return next(e instanceof Error ? e : new RampartError('RAMPART_BACKEND', String(e)));
     }
     if (decision.allowed) {
-      // A fail-open admission counted nothing: nothing to give back.
-      if ((refundSuccesses || refundFailures) && decision.source !== 'fail-open') refundIfSkipped(req, res, key, units);
+      // Only a charge the store made is given back: a fail-open admission
+      // counted nothing, and an insurance store's charge is not the
+      // store's to refund (a limiter without `source` is taken at its word).
+      const counted = decision.source === undefined || decision.source === 'store';
+      if ((refundSuccesses || refundFailures) && counted) refundIfSkipped(req, res, key, units, decision.at);
       return next();
     }
     if (!res.headersSent) {

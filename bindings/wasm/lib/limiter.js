@@ -445,9 +445,13 @@ class RateLimiter {
     return run(() => this[INNER].check(key, cost), () => unpack(undefined));
   }
 
-  /** Gives `amount` units back. */
-  refund(key, amount) {
-    return run(() => this[INNER].refund(key, amount), () => unpack(undefined));
+  /**
+   * Gives `amount` units back: the newest, or, given `at` (the `at` of
+   * the consume's Decision), that charge's own (a sliding log removes its
+   * entry; a window gives back nothing once the charge's window is over).
+   */
+  refund(key, amount, at) {
+    return run(() => this[INNER].refund(key, amount, at), () => unpack(undefined));
   }
 
   /** refund, under rate-limiter-flexible's name. */

@@ -25,7 +25,7 @@ use rampart::limit::{
     consume_all, presets::Presets, Algorithm, Begin, Decision, DecisionSource, HeaderOptions,
     HeaderStyle, LimitOp, Limiter, OnStoreError, Operation, Quota, Rule,
 };
-use rampart::{Arg, AtomicOp, Error, ErrorKind, Key, ScriptTime, Store, SEPARATOR};
+use rampart::{Arg, AtomicOp, Error, ErrorKind, Key, ScriptTime, Store, Timestamp, SEPARATOR};
 use wasm_bindgen::prelude::*;
 
 use crate::clock::ManualClockHandle;
@@ -244,6 +244,18 @@ fn reply(d: &Decision, headers: Option<&Headers>) -> JsValue {
         None => JsValue::UNDEFINED,
         Some(h) => JsValue::from_str(&h.render(d)),
     }
+}
+
+/// The time of a charge, as JavaScript has it (`Decision.at`: ms since
+/// the epoch, to the µs), back to the core's microsecond: rounded, not
+/// ceiled, so the µs the core reported comes back exactly.
+fn charge_time(ms: f64) -> rampart::Result<Timestamp> {
+    if !(ms.is_finite() && ms >= 0.0 && ms * 1_000.0 < MAX_SAFE_INTEGER) {
+        return Err(Error::invalid_input(format!(
+            "at must be a time in milliseconds since the epoch (a Decision's at), got {ms}"
+        )));
+    }
+    Ok(Timestamp::from_micros((ms * 1_000.0).round() as u64))
 }
 
 fn cost(x: f64) -> Result<u64, JsValue> {
@@ -753,16 +765,20 @@ impl RateLimiterHandle {
         spawn(async move { Ok(reply(&limiter.check(&key, cost).await.map_err(js)?, None)) })
     }
 
-    /// Gives `amount` (default 1) units back.
-    pub fn refund(&self, id: JsValue, amount_v: JsValue) -> Result<JsValue, JsValue> {
+    /// Gives `amount` (default 1) units back: the newest, or, given `at`
+    /// (a consume's `Decision.at`, ms), that charge's own
+    /// ([`Limiter::undo`]).
+    pub fn refund(&self, id: JsValue, amount_v: JsValue, at: JsValue) -> Result<JsValue, JsValue> {
         let key = self.key(&id)?;
         let amount = amount(&amount_v, "amount")?;
+        let at = optional(&at, "at", charge_time).map_err(js)?;
         let limiter = self.limiter.clone();
         spawn(async move {
-            Ok(reply(
-                &limiter.refund(&key, amount).await.map_err(js)?,
-                None,
-            ))
+            let d = match at {
+                None => limiter.refund(&key, amount).await,
+                Some(at) => limiter.undo(&key, amount, at).await,
+            };
+            Ok(reply(&d.map_err(js)?, None))
         })
     }
 

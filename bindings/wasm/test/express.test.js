@@ -128,6 +128,71 @@ describe('rateLimit middleware', () => {
   });
 });
 
+describe('rateLimit refunds (skipSuccessfulRequests / skipFailedRequests)', () => {
+  /** A limiter that admits everything with `source`, and records refunds. */
+  function recording(source) {
+    const refunds = [];
+    let landed = () => {};
+    return {
+      refunds,
+      next: () => new Promise((resolve) => (landed = resolve)),
+      async consume() {
+        return { allowed: true, limit: 9, remaining: 8, resetAfter: 1_000, retryAfter: null, window: 60_000, at: 1_700_000_000_123.456, source, tiers: [] };
+      },
+      async refund(...args) {
+        refunds.push(args);
+        landed();
+      },
+    };
+  }
+
+  async function serve(middleware, status, body) {
+    const app = express();
+    app.get('/', middleware, (req, res) => res.status(status).send('x'));
+    const server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      await body(`http://127.0.0.1:${server.address().port}/`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+
+  it('refunds the charge by its time, once the response is over', async () => {
+    const limiter = recording('store');
+    await serve(rateLimit({ limiter, key: () => 'k', cost: 2, skipFailedRequests: true }), 500, async (url) => {
+      const landed = limiter.next();
+      assert.equal((await fetch(url)).status, 500);
+      await landed;
+      assert.deepEqual(limiter.refunds, [['k', 2, 1_700_000_000_123.456]]);
+    });
+  });
+
+  it('a requestWasSuccessful that throws makes the request a failure', async () => {
+    const limiter = recording('store');
+    const throwing = () => {
+      throw new Error('boom');
+    };
+    await serve(rateLimit({ limiter, key: () => 'k', skipFailedRequests: true, requestWasSuccessful: throwing }), 200, async (url) => {
+      const landed = limiter.next();
+      assert.equal((await fetch(url)).status, 200);
+      await landed;
+      assert.equal(limiter.refunds.length, 1);
+    });
+  });
+
+  it('a fail-open or insurance admission is never refunded', async () => {
+    for (const source of ['fail-open', 'insurance']) {
+      const limiter = recording(source);
+      await serve(rateLimit({ limiter, key: () => 'k', skipSuccessfulRequests: true, skipFailedRequests: true }), 200, async (url) => {
+        for (let i = 0; i < 3; i++) assert.equal((await fetch(url)).status, 200);
+      });
+      assert.deepEqual(limiter.refunds, [], source);
+    }
+  });
+});
+
 describe('rateLimitHeaders', () => {
   const decision = {
     allowed: false,

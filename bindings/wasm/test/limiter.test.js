@@ -235,6 +235,28 @@ describe('RateLimiter on MemoryStore', () => {
     assert.equal(await codeOf(hourly.consumeWithin('', 10)), 'RAMPART_INVALID_KEY');
   });
 
+  it('refund with the charge’s time gives back that charge', async () => {
+    const { clock, store } = memory();
+    const log = new RateLimiter({ store, clock, algorithm: 'sliding-log', limit: 2, window: 60_000 });
+    const early = await log.consume('k');
+    clock.advance(30_000);
+    await log.consume('k');
+    await log.refund('k', 1, early.at); // the early entry goes, not the newest
+    assert.equal((await log.consume('k')).allowed, true);
+    clock.advance(31_000); // both entries now are from 30 s on: still two
+    assert.equal((await log.consume('k')).allowed, false);
+    // A fixed window gives nothing back once the charge's window is over.
+    const fixed = new RateLimiter({ store, clock, algorithm: 'fixed-window', limit: 1, window: 60_000, prefix: 'fw' });
+    clock.advance(60_000 - ((clock.now() - T0) % 60_000)); // a window boundary
+    const old = await fixed.consume('k');
+    clock.advance(60_000);
+    await fixed.consume('k');
+    assert.equal((await fixed.refund('k', 1, old.at)).remaining, 0);
+    for (const bad of [-1, NaN, 'x', 2 ** 60]) {
+      assert.equal(await codeOf(fixed.refund('k', 1, bad)), 'RAMPART_INVALID_INPUT', String(bad));
+    }
+  });
+
   it('a denial starts the rule’s block', async () => {
     const { clock, store } = memory();
     const limiter = new RateLimiter({ store, clock, algorithm: 'sliding-log', limit: 1, window: 1_000, blockFor: 60_000 });
@@ -668,6 +690,7 @@ describe('hostile inputs to RateLimiter', () => {
           () => limiter.consume('k', 1, { headers: 'draft-8', names: v, partitionKey: v }),
           () => limiter.check('k', v),
           () => limiter.refund(v, v),
+          () => limiter.refund('k', 1, v),
           () => limiter.penalty('k', v),
           () => limiter.block('k', v),
           () => limiter.consumeWithin(v, 0),
