@@ -690,4 +690,14 @@ async fn undo_gives_back_only_what_is_still_counted_of_that_charge() {
     // 30 s; with it gone, the log holds two entries from 30 s on.
     c.advance(Duration::from_secs(31));
     assert!(!l.consume(&k, 1).await.unwrap().allowed);
+    // A charge older than the window is out of the log: undoing it gives
+    // nothing back (not the newest units, which are other requests').
+    let k = key("undo:sl:aged");
+    let aged = l.consume(&k, 1).await.unwrap();
+    c.advance(Duration::from_secs(61));
+    for _ in 0..2 {
+        assert!(l.consume(&k, 1).await.unwrap().allowed);
+    }
+    assert_eq!(l.undo(&k, 1, aged.at).await.unwrap().remaining, 0);
+    assert!(!l.consume(&k, 1).await.unwrap().allowed);
 }

@@ -333,7 +333,10 @@ impl<S: Store> Limiter<S> {
     /// the newest units, a sliding log removes that charge's own entry,
     /// and a fixed or sliding window gives back only what it still counts
     /// of it (nothing once the charge's window is over), so a refund made
-    /// after a window boundary frees no room that was never taken.
+    /// after a window boundary frees no room that was never taken; a log
+    /// gives nothing back for a charge older than its window. (A charge at
+    /// the epoch itself, time 0, cannot be named: it is refunded as the
+    /// newest units.)
     ///
     /// # Errors
     /// As [`refund`](Self::refund).

@@ -173,6 +173,11 @@ local function uncharge(s, amt)
         break
       end
     end
+    -- A charge older than every window is out of the log: nothing of it
+    -- to give back (the newest units are someone else's).
+    if undo_at + longest <= now then
+      left = 0
+    end
   end
   for k = s.n, 1, -1 do
     if left == 0 then

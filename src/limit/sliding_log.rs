@@ -185,7 +185,7 @@ impl Engine for SlidingLog {
         self.add(now, cost);
     }
 
-    fn uncharge(&mut self, _rule: &Rule, _now: u64, amount: u64, undo_at: u64) {
+    fn uncharge(&mut self, rule: &Rule, now: u64, amount: u64, undo_at: u64) {
         let mut counts: Vec<(u64, u64)> = Vec::with_capacity(self.recs.len());
         let mut prev = self.base;
         for &(ts, cum) in &self.recs {
@@ -198,6 +198,11 @@ impl Engine for SlidingLog {
                 let take = e.1.min(left);
                 e.1 -= take;
                 left -= take;
+            }
+            // A charge older than every window is out of the log: nothing
+            // of it to give back (the newest units are someone else's).
+            if undo_at.saturating_add(longest(rule)) <= now {
+                left = 0;
             }
         }
         for e in counts.iter_mut().rev() {
