@@ -578,3 +578,36 @@ async fn a_request_dropped_before_its_answer_is_a_refunded_failure() {
         assert_eq!(left, if refunded { 2 } else { 1 }, "refunded: {refunded}");
     }
 }
+
+#[tokio::test]
+async fn skipped_requests_pass_uncounted_and_without_headers() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let limiter = Limiter::new(
+        MemoryStore::new(),
+        Rule::fixed_window(Quota::per_minute(1)).unwrap(),
+    );
+    let mut app = counting_router(hits.clone())
+        .layer(RateLimitLayer::new(limiter).skip_if(|req| req.headers.contains_key("x-internal")));
+    let internal = || {
+        let mut r = req("/", "192.0.2.11:1");
+        r.headers_mut().insert("x-internal", "1".parse().unwrap());
+        r
+    };
+    for _ in 0..5 {
+        let (status, headers, _) = call(&mut app, internal()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            !headers.contains_key("ratelimit"),
+            "a skipped request has no rate-limit headers"
+        );
+    }
+    // The client's one request a minute is still there, then a 429.
+    let (status, headers, _) = call(&mut app, req("/", "192.0.2.11:1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains_key("ratelimit"));
+    assert_eq!(
+        call(&mut app, req("/", "192.0.2.11:1")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 6);
+}

@@ -45,7 +45,12 @@ pub struct RateLimitLayer<St, K = ClientIp> {
     wait: Duration,
     /// Which admitted requests are given back once answered.
     refund: Refund,
+    /// Requests let through uncounted.
+    skip: Option<Skip>,
 }
+
+/// A predicate on a request: `true` lets it through uncounted.
+type Skip = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
 
 /// Which admitted requests a [`RateLimitLayer`] refunds once the inner
 /// service has answered (express-rate-limit's `skipSuccessfulRequests`
@@ -102,6 +107,7 @@ impl<St, K> Clone for RateLimitLayer<St, K> {
             cost: self.cost,
             wait: self.wait,
             refund: self.refund,
+            skip: self.skip.clone(),
         }
     }
 }
@@ -115,6 +121,7 @@ impl<St, K> std::fmt::Debug for RateLimitLayer<St, K> {
             .field("cost", &self.cost)
             .field("wait", &self.wait)
             .field("refund", &self.refund)
+            .field("skip", &self.skip.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +137,7 @@ impl<St: Store + 'static> RateLimitLayer<St, ClientIp> {
             cost: 1,
             wait: Duration::ZERO,
             refund: Refund::default(),
+            skip: None,
         }
     }
 }
@@ -146,6 +154,7 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
             cost: self.cost,
             wait: self.wait,
             refund: self.refund,
+            skip: self.skip,
         }
     }
 
@@ -200,6 +209,28 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
     /// [`skip_successful_requests`](Self::skip_successful_requests).
     pub fn skip_failed_requests(mut self) -> Self {
         self.refund.failures = true;
+        self
+    }
+
+    /// Lets the requests for which `skip` is true through uncounted and
+    /// without rate-limit headers: health checks, an internal network,
+    /// an allowlist (express-rate-limit's `skip`).
+    ///
+    /// ```
+    /// use rampart::limit::{Limiter, Quota, Rule};
+    /// use rampart::web::RateLimitLayer;
+    /// use rampart::MemoryStore;
+    ///
+    /// let limiter = Limiter::new(MemoryStore::new(), Rule::fixed_window(Quota::per_minute(100))?);
+    /// let layer = RateLimitLayer::new(limiter)
+    ///     .skip_if(|req| req.uri.path() == "/health" || req.headers.contains_key("x-internal-token"));
+    /// # Ok::<(), rampart::Error>(())
+    /// ```
+    pub fn skip_if(
+        mut self,
+        skip: impl Fn(&http::request::Parts) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.skip = Some(Arc::new(skip));
         self
     }
 
@@ -308,6 +339,9 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
+            if layer.skip.as_ref().is_some_and(|skip| skip(&parts)) {
+                return inner.call(Request::from_parts(parts, body)).await;
+            }
             let Some(id) = layer.extractor.extract(&parts) else {
                 web_event!(
                     error,
