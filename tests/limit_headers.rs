@@ -234,12 +234,27 @@ fn token_bucket_and_blocked_keys() {
             ("RateLimit", "\"50-in-5sec\"; r=49; t=1"),
         ])
     );
-    // And a burst under the rate: 1 per 100 ms, announced in whole
-    // seconds as 1 per 1 s (under the real rate, never over it).
+    // And a burst under the rate: 1 per 100 ms. The drafts count whole
+    // seconds, so the policy scales to one: 10 per second, the real rate
+    // (rounding the window up would announce a tenth of it).
     let (l, _) = limiter(Rule::token_bucket(Quota::per_second(10).with_burst(1)).unwrap());
     let d = block_on(l.consume(&key, 1)).unwrap();
     assert_eq!(d.window, Duration::from_millis(100));
-    assert_eq!(d.headers(HeaderStyle::Draft6)[0].1, "1;w=1");
+    assert_eq!(d.headers(HeaderStyle::Draft6)[0].1, "10;w=1");
+    assert_eq!(
+        d.headers(HeaderStyle::Draft8),
+        pairs(&[
+            ("RateLimit-Policy", "\"10-in-1sec\"; q=10; w=1"),
+            ("RateLimit", "\"10-in-1sec\"; r=0; t=1"),
+        ])
+    );
+    // A sub-second quota scales to the first multiple of a second: 5 per
+    // 300 ms is 20 per 1.2 s, announced over 2 s (rounded up, so the rate
+    // announced is never above the real one).
+    let (l, _) = limiter(Rule::fixed_window(Quota::new(5, Duration::from_millis(300))).unwrap());
+    let d = block_on(l.consume(&key, 1)).unwrap();
+    assert_eq!(d.headers(HeaderStyle::Draft7)[0].1, "20;w=2");
+    assert_eq!(d.headers(HeaderStyle::Draft8)[0].1, "\"20-in-1.2sec\"; q=20; w=2");
 
     let rule = Rule::builder(Algorithm::SlidingLog)
         .quota(Quota::per_minute(1))

@@ -20,7 +20,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{Decision, TierStatus};
+use super::Decision;
+#[cfg(test)]
+use super::TierStatus;
 
 /// Which header format to emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,6 +93,26 @@ pub(crate) fn secs(d: Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
+/// The policy a tier announces: `(quota, window)`, the window in whole
+/// seconds as the drafts have it. A window under a second (a fast token
+/// bucket's refill time, a sub-second quota) is scaled up, quota and
+/// window alike, to the first multiple of at least a second: rounding
+/// 1 per 100 ms up to "1 per second" would tell clients a tenth of the
+/// real rate; "10 per second" is that rate. (express-rate-limit only
+/// rounds the window up.)
+fn announced(limit: u64, window: Duration) -> (u64, u64, Duration) {
+    const SECOND_NS: u64 = 1_000_000_000;
+    let ns = window.as_nanos();
+    if window.is_zero() || ns >= u128::from(SECOND_NS) {
+        return (limit, secs(window), window);
+    }
+    // ns < 1e9 here, so k <= 1e9 and ns * k < 2e9.
+    let ns = ns as u64;
+    let k = SECOND_NS.div_ceil(ns);
+    let scaled = Duration::from_nanos(ns * k);
+    (limit.saturating_mul(k), secs(scaled), scaled)
+}
+
 impl Decision {
     /// The headers for this decision in `style` (see [`HeaderOptions`] for
     /// names, a partition key, or no `Retry-After`).
@@ -117,8 +139,8 @@ impl Decision {
     /// The headers for this decision, rendered as `options` say.
     pub fn headers_with(&self, options: &HeaderOptions<'_>) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(5);
-        let (limit, remaining, reset) = (self.limit, self.remaining, secs(self.reset_after));
-        let window = secs(self.window);
+        let (remaining, reset) = (self.remaining, secs(self.reset_after));
+        let (quota, window, _) = announced(self.limit, self.window);
         match options.style {
             HeaderStyle::Legacy => {
                 let reset_at = self
@@ -126,21 +148,21 @@ impl Decision {
                     .as_micros()
                     .saturating_add(crate::duration_micros(self.reset_after))
                     .div_ceil(1_000_000);
-                out.push(("X-RateLimit-Limit", limit.to_string()));
+                out.push(("X-RateLimit-Limit", self.limit.to_string()));
                 out.push(("X-RateLimit-Remaining", remaining.to_string()));
                 out.push(("X-RateLimit-Reset", reset_at.to_string()));
             }
             HeaderStyle::Draft6 => {
-                out.push(("RateLimit-Policy", format!("{limit};w={window}")));
-                out.push(("RateLimit-Limit", limit.to_string()));
+                out.push(("RateLimit-Policy", format!("{quota};w={window}")));
+                out.push(("RateLimit-Limit", quota.to_string()));
                 out.push(("RateLimit-Remaining", remaining.to_string()));
                 out.push(("RateLimit-Reset", reset.to_string()));
             }
             HeaderStyle::Draft7 => {
-                out.push(("RateLimit-Policy", format!("{limit};w={window}")));
+                out.push(("RateLimit-Policy", format!("{quota};w={window}")));
                 out.push((
                     "RateLimit",
-                    format!("limit={limit}, remaining={remaining}, reset={reset}"),
+                    format!("limit={quota}, remaining={remaining}, reset={reset}"),
                 ));
             }
             HeaderStyle::Draft8 => {
@@ -152,16 +174,17 @@ impl Decision {
                         policy.push_str(", ");
                         state.push_str(", ");
                     }
+                    let (q, w, scaled) = announced(tier.limit, tier.window);
                     // The name is written once, into the policy, and copied.
                     policy.push('"');
                     let start = policy.len();
                     match options.names.get(i) {
                         Some(n) => push_sf_string(&mut policy, n),
-                        None => push_default_name(&mut policy, &tier),
+                        None => push_default_name(&mut policy, q, scaled),
                     }
                     state.push('"');
                     state.push_str(&policy[start..]);
-                    let _ = write!(policy, "\"; q={}; w={}", tier.limit, secs(tier.window));
+                    let _ = write!(policy, "\"; q={q}; w={w}");
                     if let Some(pk) = &pk {
                         let _ = write!(policy, "; pk=:{pk}:");
                     }
@@ -188,8 +211,8 @@ impl Decision {
 /// express-rate-limit's default draft-8 name: `{limit}-in-{duration}`,
 /// the duration in the largest unit under which it stays below the next
 /// (`5sec`, `1.5min`, `1hr`, `2hrs`, `1day`, `2days`), written to `out`.
-fn push_default_name(out: &mut String, tier: &TierStatus) {
-    let ms = tier.window.as_nanos() as f64 / 1e6;
+fn push_default_name(out: &mut String, limit: u64, window: Duration) {
+    let ms = window.as_nanos() as f64 / 1e6;
     let (seconds, minutes, hours, days) = (
         ms / 1_000.0,
         ms / 60_000.0,
@@ -205,7 +228,7 @@ fn push_default_name(out: &mut String, tier: &TierStatus) {
     } else {
         (days, "day", days > 1.0)
     };
-    let _ = write!(out, "{}-in-", tier.limit);
+    let _ = write!(out, "{limit}-in-");
     // A whole amount as an integer: what `f64`'s `Display` prints for it,
     // without the float formatter (the common windows are whole).
     if amount.fract() == 0.0 && amount < 9_007_199_254_740_992.0 {
@@ -223,7 +246,7 @@ fn push_default_name(out: &mut String, tier: &TierStatus) {
 #[cfg(test)]
 fn default_name(tier: &TierStatus) -> String {
     let mut out = String::new();
-    push_default_name(&mut out, tier);
+    push_default_name(&mut out, tier.limit, tier.window);
     out
 }
 

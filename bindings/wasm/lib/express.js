@@ -17,6 +17,20 @@ const MAX_WAIT_MS = 100 * 365 * 86_400_000;
 /** Whole seconds, rounded up (as the core does). */
 const secs = (ms) => Math.ceil(ms / 1000);
 
+/**
+ * The policy a tier announces: [quota, window in whole seconds, the window
+ * the name shows (ms)]. A window under a second is scaled up, quota and
+ * window alike, to the first multiple of at least a second, so the rate
+ * announced is the real one (src/limit/headers.rs `announced`).
+ */
+function announced(limit, windowMs) {
+  if (!(windowMs > 0) || windowMs >= 1000) return [limit, secs(windowMs), windowMs];
+  const us = Math.round(windowMs * 1000);
+  const k = Math.ceil(1_000_000 / us);
+  const scaled = (us * k) / 1000;
+  return [limit * k, secs(scaled), scaled];
+}
+
 /** express-rate-limit's default draft-8 name: `100-in-1min`. */
 function defaultName(limit, windowMs) {
   const s = windowMs / 1000;
@@ -66,7 +80,7 @@ function rateLimitHeaders(decision, options = {}) {
   const out = [];
   const { limit, remaining } = decision;
   const reset = secs(decision.resetAfter);
-  const window = secs(decision.window);
+  const [quota, window] = announced(limit, decision.window);
   switch (style) {
     case 'legacy':
       out.push(['X-RateLimit-Limit', String(limit)]);
@@ -74,14 +88,14 @@ function rateLimitHeaders(decision, options = {}) {
       out.push(['X-RateLimit-Reset', String(secs(decision.at + decision.resetAfter))]);
       break;
     case 'draft-6':
-      out.push(['RateLimit-Policy', `${limit};w=${window}`]);
-      out.push(['RateLimit-Limit', String(limit)]);
+      out.push(['RateLimit-Policy', `${quota};w=${window}`]);
+      out.push(['RateLimit-Limit', String(quota)]);
       out.push(['RateLimit-Remaining', String(remaining)]);
       out.push(['RateLimit-Reset', String(reset)]);
       break;
     case 'draft-7':
-      out.push(['RateLimit-Policy', `${limit};w=${window}`]);
-      out.push(['RateLimit', `limit=${limit}, remaining=${remaining}, reset=${reset}`]);
+      out.push(['RateLimit-Policy', `${quota};w=${window}`]);
+      out.push(['RateLimit', `limit=${quota}, remaining=${remaining}, reset=${reset}`]);
       break;
     default: {
       const tiers = Array.isArray(decision.tiers) && decision.tiers.length > 0 ? decision.tiers : [decision];
@@ -89,8 +103,9 @@ function rateLimitHeaders(decision, options = {}) {
       const policy = [];
       const state = [];
       tiers.forEach((tier, i) => {
-        const name = options.names?.[i] !== undefined ? sfString(options.names[i]) : defaultName(tier.limit, tier.window);
-        policy.push(`"${name}"; q=${tier.limit}; w=${secs(tier.window)}${pk === undefined ? '' : `; pk=:${pk}:`}`);
+        const [q, w, scaled] = announced(tier.limit, tier.window);
+        const name = options.names?.[i] !== undefined ? sfString(options.names[i]) : defaultName(q, scaled);
+        policy.push(`"${name}"; q=${q}; w=${w}${pk === undefined ? '' : `; pk=:${pk}:`}`);
         state.push(`"${name}"; r=${tier.remaining}; t=${secs(tier.resetAfter)}`);
       });
       out.push(['RateLimit-Policy', policy.join(', ')]);

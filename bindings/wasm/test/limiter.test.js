@@ -340,6 +340,16 @@ describe('headers', () => {
           ],
         }),
     );
+    // Windows the headers must scale or round: token buckets whose burst
+    // is not their rate (refill in 100 ms, in 16.7 s) and sub-second quotas.
+    for (const [algorithm, quota] of [
+      ['token-bucket', { limit: 100, window: 1_000, burst: 10 }],
+      ['token-bucket', { limit: 3, window: 1_000, burst: 50 }],
+      ['fixed-window', { limit: 5, window: 300 }],
+      ['sliding-window', { limit: 7, window: 333 }],
+    ]) {
+      limiters.push(new RateLimiter({ store, clock, algorithm, prefix: `${algorithm}:${quota.window}`, quotas: [quota] }));
+    }
     let seed = 7;
     const random = () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -347,7 +357,7 @@ describe('headers', () => {
     };
     const styles = ['draft-8', 'draft-7', 'draft-6', 'legacy'];
     for (let i = 0; i < 2000; i++) {
-      const limiter = limiters[i % 4];
+      const limiter = limiters[i % limiters.length];
       const style = styles[Math.floor(random() * 4)];
       const options = { headers: style, names: random() < 0.5 ? ['api'] : undefined, partitionKey: random() < 0.5 ? `user${i % 7}` : undefined };
       const d = await limiter.consume(`u${i % 5}`, 1 + Math.floor(random() * 2), options);
