@@ -254,7 +254,10 @@ fn token_bucket_and_blocked_keys() {
     let (l, _) = limiter(Rule::fixed_window(Quota::new(5, Duration::from_millis(300))).unwrap());
     let d = block_on(l.consume(&key, 1)).unwrap();
     assert_eq!(d.headers(HeaderStyle::Draft7)[0].1, "20;w=2");
-    assert_eq!(d.headers(HeaderStyle::Draft8)[0].1, "\"20-in-1.2sec\"; q=20; w=2");
+    assert_eq!(
+        d.headers(HeaderStyle::Draft8)[0].1,
+        "\"20-in-1.2sec\"; q=20; w=2"
+    );
 
     let rule = Rule::builder(Algorithm::SlidingLog)
         .quota(Quota::per_minute(1))

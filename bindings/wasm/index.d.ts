@@ -376,6 +376,7 @@ export interface RateLimitOptions<Req extends IncomingMessage = RequestWithIp> {
   /**
    * Milliseconds a request may wait for room before it is denied (default
    * 0: none); needs a limiter with `consumeWithin` (rampart's RateLimiter).
+   * A waiting request holds its connection: keep it short.
    */
   wait?: number;
   /** Refund admitted requests that succeed, so only failures count (needs `refund`; default false). */

@@ -178,7 +178,10 @@ impl<St: Store + 'static, K: KeyExtractor> RateLimitLayer<St, K> {
 
     /// How long a request may wait for room before it is denied (default
     /// zero: none): [`Limiter::consume_within`], which needs the tokio
-    /// timer (axum's runtime has it).
+    /// timer (axum's runtime has it). A waiting request holds its
+    /// connection: keep the wait short (a burst smoothed over a few
+    /// hundred milliseconds), or a flood of requests a wait could admit
+    /// becomes a flood of open connections.
     pub fn wait(mut self, max_wait: Duration) -> Self {
         self.wait = max_wait;
         self

@@ -142,7 +142,8 @@ function flag(value, name) {
  * @param {string | object} [options.message] the body of a denial
  * @param {boolean} [options.failOpen] admit requests when the limiter fails (default: false: next(err))
  * @param {number} [options.wait] milliseconds a request may wait for room
- *   (the limiter's consumeWithin) before it is denied (default 0: none)
+ *   (the limiter's consumeWithin) before it is denied (default 0: none); a
+ *   waiting request holds its connection, so keep it short
  * @param {boolean} [options.skipSuccessfulRequests] refund admitted requests
  *   that succeed, so only failures count (a login limiter)
  * @param {boolean} [options.skipFailedRequests] refund admitted requests
