@@ -85,7 +85,7 @@ pub fn set_spawner(spawner: fn(BackgroundTask)) {
 /// Whether [`sleep`] can wait on this thread: natively a tokio runtime
 /// must be running here (a typed [`crate::ErrorKind::Unsupported`] rather
 /// than tokio's panic; its timer being enabled stays the caller's part);
-/// on wasm `setTimeout` always can.
+/// on wasm `setTimeout` always can. The caller names the operation.
 pub fn sleep_available() -> Result<()> {
     #[cfg(not(target_arch = "wasm32"))]
     if let Err(e) = tokio::runtime::Handle::try_current() {
@@ -93,7 +93,6 @@ pub fn sleep_available() -> Result<()> {
             crate::ErrorKind::Unsupported,
             "waiting needs a tokio runtime (with its timer enabled) on this thread",
         )
-        .with_operation("sleep")
         .with_source(e));
     }
     Ok(())

@@ -263,6 +263,7 @@ fn outside_a_runtime_a_needed_wait_is_a_typed_error_not_a_panic() {
     assert!(first.unwrap().allowed, "no wait needed: no runtime needed");
     let e = poll_without_runtime(l.consume_within(&k, 1, Duration::from_secs(1))).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.operation(), Some("limit.consume_within"));
     // The denied attempt counted nothing: room returns on schedule.
     clock.advance(Duration::from_millis(100));
     assert!(poll_without_runtime(l.consume(&k, 1)).unwrap().allowed);

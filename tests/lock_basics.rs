@@ -720,3 +720,29 @@ async fn script_replies_are_checked() {
         assert_eq!(err.operation(), Some("lock.try_acquire"));
     }
 }
+
+/// Waiting for a held lock outside a tokio runtime: a typed error (the
+/// retry would sleep), not tokio's panic; a free lock needs no runtime.
+#[test]
+fn waiting_outside_a_runtime_is_a_typed_error() {
+    fn poll_without_runtime<F: std::future::Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+    let (locks, _clock) = setup::<MemoryStore>();
+    let held = poll_without_runtime(locks.acquire("report", SEC, SEC))
+        .unwrap()
+        .expect("free: taken at the first attempt");
+    let err = poll_without_runtime(locks.acquire("report", SEC, SEC)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(err.operation(), Some("lock.acquire"));
+    assert_eq!(
+        poll_without_runtime(held.release()).unwrap(),
+        Release::Released
+    );
+}
