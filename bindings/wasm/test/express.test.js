@@ -122,7 +122,7 @@ describe('rateLimit middleware', () => {
   });
 
   it('refuses bad options up front', () => {
-    for (const bad of [undefined, {}, { limiter: {} }, { limiter, headers: 'draft-9' }, { limiter, cost: 0 }, { limiter, key: 'ip' }, { limiter, wait: -1 }, { limiter, wait: NaN }, { limiter, wait: '5' }, { limiter, wait: 10 }, { limiter, skipSuccessfulRequests: true }, { limiter, skipFailedRequests: 1 }, { limiter, requestWasSuccessful: 200 }]) {
+    for (const bad of [undefined, {}, { limiter: {} }, { limiter, headers: 'draft-9' }, { limiter, cost: 0 }, { limiter, key: 'ip' }, { limiter, wait: -1 }, { limiter, wait: NaN }, { limiter, wait: '5' }, { limiter, wait: 10 }, { limiter, skipSuccessfulRequests: true }, { limiter, skipFailedRequests: 1 }, { limiter, requestWasSuccessful: 200 }, { limiter: { ...limiter, consume: limiter.consume, consumeWithin: limiter.consume }, wait: 100 * 365 * 86_400_000 + 1 }]) {
       assert.throws(() => rateLimit(bad), (e) => e.code === 'RAMPART_INVALID_INPUT');
     }
   });
@@ -180,6 +180,28 @@ describe('rateLimit refunds (skipSuccessfulRequests / skipFailedRequests)', () =
       await landed;
       assert.equal(limiter.refunds.length, 1);
     });
+  });
+
+  it('a response already over when the decision comes is settled at once', async () => {
+    // No 'finish' or 'close' will come again: an answered response is
+    // judged by its status, one destroyed (the client left while the
+    // request waited) is a failure.
+    const { EventEmitter } = require('node:events');
+    const response = (over) => Object.assign(new EventEmitter(), { statusCode: 200, headersSent: true, ...over });
+    for (const [over, options] of [
+      [{ writableFinished: true }, { skipSuccessfulRequests: true }],
+      [{ writableFinished: false, destroyed: true }, { skipFailedRequests: true }],
+    ]) {
+      const limiter = recording('store');
+      const landed = limiter.next();
+      let nexted = false;
+      await rateLimit({ limiter, key: () => 'k', ...options })({}, response(over), () => {
+        nexted = true;
+      });
+      await landed;
+      assert.equal(nexted, true);
+      assert.deepEqual(limiter.refunds, [['k', 1, 1_700_000_000_123.456]], JSON.stringify(over));
+    }
   });
 
   it('a fail-open or insurance admission is never refunded', async () => {
